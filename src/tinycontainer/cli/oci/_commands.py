@@ -1,0 +1,238 @@
+"""One function per ``tcontainer-oci`` command: arguments -> engine call -> output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from ... import oci
+from ..._errors import SpecError, UnsupportedError
+from ...runtime import DEFAULT_ROOT, Runtime
+from .._exit import LogTarget
+
+
+def _runtime(args: argparse.Namespace) -> Runtime:
+    if args.systemd_cgroup:
+        raise UnsupportedError("--systemd-cgroup is not supported: tinycontainer manages cgroupfs directly")
+    return Runtime(args.root or DEFAULT_ROOT)
+
+
+def cmd_create(args: argparse.Namespace, log: LogTarget) -> int:
+    rt = _runtime(args)
+    rt.create(
+        args.id,
+        args.bundle,
+        console_socket=args.console_socket,
+        pid_file=args.pid_file,
+        no_pivot=args.no_pivot,
+        no_new_keyring=args.no_new_keyring,
+        preserve_fds=args.preserve_fds,
+        rootless=os.geteuid() != 0,
+        seccomp_cache=_seccomp_cache(rt),
+    )
+    return 0
+
+
+def _seccomp_cache(rt: Runtime) -> str:
+    return os.path.join(rt.store.root, ".seccomp-cache")
+
+
+def cmd_run(args: argparse.Namespace, log: LogTarget) -> int:
+    from ._run import run
+
+    return run(_runtime(args), args, _seccomp_cache)
+
+
+def cmd_start(args: argparse.Namespace, log: LogTarget) -> int:
+    _runtime(args).load(args.id).start()
+    return 0
+
+
+def cmd_state(args: argparse.Namespace, log: LogTarget) -> int:
+    state = _runtime(args).load(args.id).state()
+    print(json.dumps(state.to_dict(), indent=2))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace, log: LogTarget) -> int:
+    _runtime(args).load(args.id).kill(args.signal, all_processes=args.all)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, log: LogTarget) -> int:
+    from ..._errors import ContainerNotFound
+
+    try:
+        container = _runtime(args).load(args.id)
+    except ContainerNotFound:
+        if args.force:
+            return 0  # runc: delete --force of a missing container succeeds
+        raise
+    container.delete(force=args.force)
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, log: LogTarget) -> int:
+    _runtime(args).load(args.id).pause()
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, log: LogTarget) -> int:
+    _runtime(args).load(args.id).resume()
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace, log: LogTarget) -> int:
+    pids = _runtime(args).load(args.id).processes()
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    ps_args = args.ps_args or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=False).stdout.splitlines()
+    if not out:
+        return 0
+    header = out[0]
+    print(header)
+    try:
+        pid_col = header.split().index("PID")
+    except ValueError:
+        raise SpecError("ps output has no PID column") from None
+    wanted = set(pids)
+    for line in out[1:]:
+        fields = line.split()
+        if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, log: LogTarget) -> int:
+    rows = []
+    for c in _runtime(args).list():
+        st = c.state()
+        rows.append(
+            {
+                "ociVersion": st.oci_version,
+                "id": c.id,
+                "pid": st.pid,
+                "status": st.status,
+                "bundle": c.bundle,
+                "rootfs": str(c._state.get("rootfs", "")),
+                "created": c.created,
+                "owner": _owner(str(c._state.get("owner", ""))),
+            }
+        )
+    if args.quiet:
+        for row in rows:
+            print(row["id"])
+    elif args.format == "json":
+        print(json.dumps(rows))
+    else:
+        fmt = "{:<20} {:<10} {:<10} {:<40} {:<31} {}"
+        print(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
+        for row in rows:
+            print(fmt.format(row["id"], row["pid"], row["status"], row["bundle"], row["created"], row["owner"]))
+    return 0
+
+
+def _owner(uid: str) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError):
+        return f"#{uid}"
+
+
+def cmd_spec(args: argparse.Namespace, log: LogTarget) -> int:
+    from ...oci._defaults import default_config
+
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise SpecError(f"{path} already exists: remove it first")
+    config = default_config(rootless=args.rootless)
+    with open(path, "w") as f:
+        f.write(config.to_json(indent=2) + "\n")
+    return 0
+
+
+def _parse_bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("b")
+    if t in ("-1", "max"):
+        return -1
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+
+
+def cmd_update(args: argparse.Namespace, log: LogTarget) -> int:
+    if args.resources:
+        raw = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise SpecError(f"resources file is not valid JSON: {exc}") from None
+        resources = oci.resources_from_dict(data)
+    else:
+        resources = oci.Resources()
+    if args.memory is not None or args.memory_swap is not None:
+        resources.memory = resources.memory or oci.Memory()
+        if args.memory is not None:
+            resources.memory.limit = _parse_bytes(args.memory)
+        if args.memory_swap is not None:
+            resources.memory.swap = _parse_bytes(args.memory_swap)
+    if any(v is not None for v in (args.cpu_shares, args.cpu_quota, args.cpu_period, args.cpuset_cpus, args.cpuset_mems)):
+        resources.cpu = resources.cpu or oci.CPU()
+        for name in ("cpu_shares", "cpu_quota", "cpu_period"):
+            value = getattr(args, name)
+            if value is not None:
+                setattr(resources.cpu, name[4:], value)
+        if args.cpuset_cpus is not None:
+            resources.cpu.cpus = args.cpuset_cpus
+        if args.cpuset_mems is not None:
+            resources.cpu.mems = args.cpuset_mems
+    if args.pids_limit is not None:
+        resources.pids = oci.Pids(limit=args.pids_limit)
+    _runtime(args).load(args.id).update(resources)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, log: LogTarget) -> int:
+    from ._features import features
+
+    print(json.dumps(features(), indent=2))
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, log: LogTarget) -> int:
+    from ._exec import exec_command
+
+    return exec_command(_runtime(args), args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, LogTarget], int]] = {
+    "create": cmd_create,
+    "run": cmd_run,
+    "start": cmd_start,
+    "state": cmd_state,
+    "kill": cmd_kill,
+    "delete": cmd_delete,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "ps": cmd_ps,
+    "list": cmd_list,
+    "ls": cmd_list,
+    "spec": cmd_spec,
+    "update": cmd_update,
+    "features": cmd_features,
+    "exec": cmd_exec,
+}
+
+
+def dispatch(args: argparse.Namespace, log: LogTarget) -> int:
+    return COMMANDS[args.subcommand](args, log)

@@ -1,0 +1,68 @@
+"""``tcontainer-oci run``: create + start + wait, in the foreground, then delete."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+from ...runtime import Runtime
+from ...runtime._console import proxy
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run(rt: Runtime, args: argparse.Namespace, seccomp_cache: Callable[[Runtime], str]) -> int:
+    container = rt.create(
+        args.id,
+        args.bundle,
+        console_socket=args.console_socket,
+        pid_file=args.pid_file,
+        no_pivot=args.no_pivot,
+        no_new_keyring=args.no_new_keyring,
+        preserve_fds=args.preserve_fds,
+        subreaper=not args.detach,
+        keep_console=not args.console_socket and not args.detach,
+        detached=bool(args.detach),
+        rootless=os.geteuid() != 0,
+        seccomp_cache=seccomp_cache(rt),
+    )
+    console_fd: int | None = getattr(container, "console_fd", None)
+    if args.detach:
+        container.start()
+        return 0
+    pid = container.pid
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        container.start()
+        if console_fd is not None:
+            proxy(console_fd)
+            os.close(console_fd)
+        status = wait_exit(pid)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not args.keep:
+            with contextlib.suppress(Exception):
+                container.delete(force=True)
+    return status
+
+
+def wait_exit(pid: int) -> int:
+    """Wait for the init (our child: we are its subreaper) and turn its status into an exit code."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code

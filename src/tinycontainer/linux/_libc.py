@@ -1,0 +1,314 @@
+"""The only module that talks to the kernel through ctypes.
+
+Every wrapper raises :class:`KernelError` with errno, the syscall's name and the path, so a
+failure deep in a container's init can be reported to the user as one precise line.
+Arguments are declared (``argtypes``) because ctypes otherwise passes Python ints as C ``int``:
+``personality(0xffffffff)`` was sign-extended and refused on this machine without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from .._errors import KernelError
+from . import _consts as C
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+_c_char_p = ctypes.c_char_p
+_c_int = ctypes.c_int
+_c_ulong = ctypes.c_ulong
+_c_long = ctypes.c_long
+_c_void_p = ctypes.c_void_p
+
+
+def _fn(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    func = getattr(_libc, name)
+    func.restype = restype
+    func.argtypes = list(argtypes)
+    return func  # type: ignore[no-any-return]
+
+
+_unshare = _fn("unshare", _c_int, _c_int)
+_setns = _fn("setns", _c_int, _c_int, _c_int)
+_mount = _fn("mount", _c_int, _c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p)
+_umount2 = _fn("umount2", _c_int, _c_char_p, _c_int)
+_sethostname = _fn("sethostname", _c_int, _c_char_p, ctypes.c_size_t)
+_setdomainname = _fn("setdomainname", _c_int, _c_char_p, ctypes.c_size_t)
+_prctl = _fn("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
+_personality = _fn("personality", _c_int, _c_ulong)
+_syscall = _libc.syscall
+_syscall.restype = _c_long
+
+
+def _path(p: str | bytes | None) -> bytes | None:
+    if p is None:
+        return None
+    return os.fsencode(p)
+
+
+def _check(ret: int, syscall: str, path: str | None = None, detail: str | None = None) -> int:
+    if ret < 0:
+        raise KernelError(ctypes.get_errno(), syscall, path, detail)
+    return ret
+
+
+def unshare(flags: int) -> None:
+    _check(_unshare(flags), "unshare", detail=hex(flags))
+
+
+def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
+    _check(_setns(fd, nstype), "setns", path)
+
+
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int = 0,
+    data: str | None = None,
+) -> None:
+    ret = _mount(_path(source), _path(target), _path(fstype), flags, _path(data))
+    if ret < 0:
+        raise KernelError(ctypes.get_errno(), "mount", target, f"source={source} type={fstype} flags={flags:#x}")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_umount2(_path(target), flags), "umount2", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    # glibc has no wrapper for pivot_root(2); x86_64 syscall number 155.
+    ret = _syscall(_c_long(155), _c_char_p(_path(new_root)), _c_char_p(_path(put_old)))
+    _check(ret, "pivot_root", new_root)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_sethostname(raw, len(raw)), "sethostname", detail=name)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_setdomainname(raw, len(raw)), "setdomainname", detail=name)
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_prctl(option, arg2, arg3, arg4, arg5), "prctl", detail=str(option))
+
+
+def personality(persona: int) -> int:
+    return _check(_personality(persona), "personality", detail=hex(persona))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """Return (effective, permitted, inheritable) as 64-bit masks."""
+    header = _CapHeader(C.LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_syscall(_c_long(C.SYS_CAPGET), ctypes.byref(header), ctypes.byref(data)), "capget")
+    return (
+        data[0].effective | (data[1].effective << 32),
+        data[0].permitted | (data[1].permitted << 32),
+        data[0].inheritable | (data[1].inheritable << 32),
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    header = _CapHeader(C.LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_syscall(_c_long(C.SYS_CAPSET), ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
+    """Load a classic-BPF seccomp program (``struct sock_filter[]`` as raw bytes, 8 bytes each).
+
+    Returns the notify listener fd when SECCOMP_FILTER_FLAG_NEW_LISTENER is set, else 0.
+    """
+    if len(bpf) % 8:
+        raise ValueError("seccomp program length must be a multiple of 8")
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    ret = _syscall(
+        _c_long(C.SYS_SECCOMP),
+        _c_ulong(C.SECCOMP_SET_MODE_FILTER),
+        _c_ulong(flags),
+        ctypes.byref(prog),
+    )
+    return _check(ret, "seccomp", detail=f"{len(bpf) // 8} instructions")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    how = _OpenHow(flags, mode, resolve)
+    ret = _syscall(
+        _c_long(C.SYS_OPENAT2),
+        _c_int(dirfd),
+        _c_char_p(os.fsencode(path)),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    return _check(ret, "openat2", path)
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    ret = _syscall(_c_long(C.SYS_CLOSE_RANGE), ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    _check(ret, "close_range")
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    ret = _syscall(_c_long(C.SYS_PIDFD_SEND_SIGNAL), _c_int(pidfd), _c_int(sig), _c_void_p(None), ctypes.c_uint(0))
+    _check(ret, "pidfd_send_signal", detail=f"signal {sig}")
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
+
+
+_fstatfs = _fn("fstatfs", _c_int, _c_int, ctypes.POINTER(_Statfs))
+
+
+def fstatfs_type(fd: int, path: str | None = None) -> int:
+    """Return ``f_type`` of the filesystem holding ``fd`` (see statfs(2) magic numbers)."""
+    buf = _Statfs()
+    _check(_fstatfs(fd, ctypes.byref(buf)), "fstatfs", path)
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+# -- bpf(2), for the cgroup v2 device filter (BPF_PROG_TYPE_CGROUP_DEVICE). The attribute
+# layouts are those of union bpf_attr in include/uapi/linux/bpf.h; x86_64 syscall number 321.
+_SYS_BPF = 321
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_DETACH = 9
+_BPF_PROG_GET_FD_BY_ID = 13
+_BPF_PROG_QUERY = 16
+
+
+class _BpfProgLoadAttr(ctypes.Structure):
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32),
+        ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64),
+        ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64),
+        ("kern_version", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32),
+    ]
+
+
+class _BpfAttachAttr(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32),
+        ("attach_bpf_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32),
+        ("attach_flags", ctypes.c_uint32),
+        ("replace_bpf_fd", ctypes.c_uint32),
+    ]
+
+
+class _BpfQueryAttr(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32),
+        ("query_flags", ctypes.c_uint32),
+        ("attach_flags", ctypes.c_uint32),
+        ("prog_ids", ctypes.c_uint64),
+        ("prog_cnt", ctypes.c_uint32),
+    ]
+
+
+class _BpfGetFdAttr(ctypes.Structure):
+    _fields_ = [("prog_id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
+
+
+def _bpf(cmd: int, attr: ctypes.Structure) -> int:
+    return int(_syscall(_c_long(_SYS_BPF), _c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "", expected_attach_type: int = 0) -> int:
+    """Load a program (``struct bpf_insn[]`` as raw bytes, 8 bytes each); returns its fd.
+
+    On failure the verifier's log is fetched with a second load and put in the error.
+    """
+    if len(insns) % 8:
+        raise ValueError("bpf program length must be a multiple of 8")
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+
+    def load(log_level: int, log: ctypes.Array[ctypes.c_char] | None) -> int:
+        attr = _BpfProgLoadAttr()
+        attr.prog_type = prog_type
+        attr.insn_cnt = len(insns) // 8
+        attr.insns = ctypes.addressof(code)
+        attr.license = ctypes.addressof(lic)
+        attr.prog_name = name.encode()[:15]
+        attr.expected_attach_type = expected_attach_type
+        if log is not None:
+            attr.log_level = log_level
+            attr.log_size = len(log)
+            attr.log_buf = ctypes.addressof(log)
+        return _bpf(_BPF_PROG_LOAD, attr)
+
+    fd = load(0, None)
+    if fd >= 0:
+        return fd
+    err = ctypes.get_errno()
+    log = ctypes.create_string_buffer(1 << 16)
+    retry = load(1, log)
+    if retry >= 0:  # loaded on the second try after all
+        return retry
+    tail = log.value.decode(errors="replace").strip().splitlines()[-3:]
+    raise KernelError(err, "bpf", detail=f"BPF_PROG_LOAD {len(insns) // 8} insns: {' | '.join(tail)}")
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0, path: str | None = None) -> None:
+    attr = _BpfAttachAttr(target_fd, prog_fd, attach_type, flags, 0)
+    _check(_bpf(_BPF_PROG_ATTACH, attr), "bpf", path, "BPF_PROG_ATTACH")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | None = None) -> None:
+    attr = _BpfAttachAttr(target_fd, prog_fd, attach_type, 0, 0)
+    _check(_bpf(_BPF_PROG_DETACH, attr), "bpf", path, "BPF_PROG_DETACH")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) -> list[int]:
+    """IDs of the programs attached to the cgroup ``target_fd`` (not inherited ones)."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = _BpfQueryAttr(target_fd, attach_type, 0, 0, ctypes.addressof(ids), len(ids))
+    _check(_bpf(_BPF_PROG_QUERY, attr), "bpf", path, "BPF_PROG_QUERY")
+    return [int(ids[i]) for i in range(attr.prog_cnt)]
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = _BpfGetFdAttr(prog_id, 0, 0)
+    return _check(_bpf(_BPF_PROG_GET_FD_BY_ID, attr), "bpf", detail=f"BPF_PROG_GET_FD_BY_ID {prog_id}")

@@ -1,0 +1,70 @@
+"""Reading /proc: process start time and state, used to tell a live init from a reused pid.
+
+runc and crun store the init's start time (field 22 of /proc/PID/stat, in clock ticks since
+boot) next to its pid: a pid alone can be reused by an unrelated process after the container
+exits, and signalling or reporting that process would be wrong (runc ``refreshState``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    pid: int
+    state: str  # R, S, D, Z, T, t, X, I ...
+    ppid: int
+    start_time: int  # clock ticks since boot
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """Parse /proc/PID/stat; None when the process does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and ')' - split after the LAST ')'.
+    rest = raw[raw.rindex(b")") + 2 :].split()
+    return ProcStat(pid=pid, state=rest[0].decode(), ppid=int(rest[1]), start_time=int(rest[19]))
+
+
+def is_alive(pid: int, start_time: int) -> bool:
+    """True when ``pid`` is the very process that started at ``start_time`` and is not a zombie."""
+    if pid <= 0:
+        return False
+    st = read_stat(pid)
+    return st is not None and st.start_time == start_time and st.state not in ("Z", "X")
+
+
+def status_field(pid: int, name: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == name:
+                    return value.strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def children_in_pidns(pid: int) -> list[int]:
+    """All host pids whose pid namespace is the one of ``pid`` (for ``ps`` and ``kill --all``)."""
+    import os
+
+    try:
+        target = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return sorted(found)

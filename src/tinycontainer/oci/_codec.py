@@ -1,0 +1,139 @@
+"""camelCase JSON <-> snake_case dataclasses, with errors that name the field path.
+
+The OCI spec says unknown properties MUST be ignored (config.md, "Extensibility"), so the
+decoder skips keys it does not know; a key it knows with the wrong type is a :class:`SpecError`
+naming the dotted path (``process.user.uid: expected an integer, got str``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from functools import cache
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+from .._errors import SpecError
+
+T = TypeVar("T")
+
+_JSON_NAME = "json"
+
+
+def json_name(python_name: str) -> str:
+    head, *rest = python_name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        out.append((f.name, f.metadata.get(_JSON_NAME, json_name(f.name)), hints[f.name]))
+    return tuple(out)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is int:
+        return "an integer"
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "a boolean"
+    if tp is float:
+        return "a number"
+    origin = get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "an object"
+    return str(tp)
+
+
+def _json_type(value: object) -> str:
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def decode(tp: Any, value: object, path: str) -> Any:
+    origin = get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return decode(args[0], value, path)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise SpecError(f"expected an object, got {_json_type(value)}", field=path)
+        kwargs: dict[str, Any] = {}
+        for py_name, js_name, ftype in _fields(tp):
+            if js_name in value:
+                kwargs[py_name] = decode(ftype, value[js_name], f"{path}.{js_name}" if path else js_name)
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:  # a required field is missing
+            missing = str(exc).split("argument", 1)[-1].strip(": ")
+            raise SpecError(f"missing required field {missing}", field=path or None) from None
+    if origin is list:
+        if not isinstance(value, list):
+            raise SpecError(f"expected a list, got {_json_type(value)}", field=path)
+        (item,) = get_args(tp)
+        return [decode(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"expected an object, got {_json_type(value)}", field=path)
+        _, item = get_args(tp)
+        return {str(k): decode(item, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"expected a boolean, got {_json_type(value)}", field=path)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"expected an integer, got {_json_type(value)}", field=path)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"expected a number, got {_json_type(value)}", field=path)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(f"expected a string, got {_json_type(value)}", field=path)
+        return value
+    raise TypeError(f"unsupported field type {tp!r} at {path}")  # a bug in the dataclasses
+
+
+def encode(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for py_name, js_name, _ in _fields(type(value)):
+            v = getattr(value, py_name)
+            if v is None:
+                continue
+            out[js_name] = encode(v)
+        return out
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    return value
+
+
+def from_json(cls: type[T], value: object, path: str = "") -> T:
+    result: T = decode(cls, value, path)
+    return result
+
+
+def field_name(name: str) -> dict[str, str]:
+    """Metadata for a field whose JSON name is not the plain camelCase of its Python name."""
+    return {_JSON_NAME: name}

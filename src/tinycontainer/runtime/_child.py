@@ -1,0 +1,235 @@
+"""The last steps of every container process, shared by the init and by ``exec``.
+
+Runs in a forked child: imports only ``linux``, ``oci``, ``_errors`` and the stdlib. The order
+follows runc's ``finalizeNamespace``/``standard_init_linux.go`` because each step needs the
+privileges the next one drops:
+
+1. rlimits, oom_score_adj, personality (need CAP_SYS_RESOURCE-free kernel checks only)
+2. seccomp when no_new_privs is off: loading a filter without NNP needs CAP_SYS_ADMIN,
+   which step 4 removes
+3. PR_SET_KEEPCAPS, setgroups/setresgid/setresuid: a uid change would otherwise clear the
+   permitted set (capabilities(7), "Effect of user ID changes on capabilities")
+4. bounding set drop, capset, ambient raise (inheritable and ambient empty by default:
+   CVE-2022-29162 and siblings)
+5. no_new_privs, then seccomp (as late as possible, so the filter need not allow the
+   runtime's own syscalls), then execve
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import stat
+from dataclasses import dataclass, field
+
+from .. import oci
+from .._errors import KernelError, SpecError
+from ..linux import _consts as C
+from ..linux import caps as _caps
+from ..linux._syscalls import Syscalls
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RLIM_INFINITY_U64 = (1 << 64) - 1
+
+RLIMIT_NUMBERS = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
+SECCOMP_FLAG_BITS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": C.SECCOMP_FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": C.SECCOMP_FILTER_FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": C.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+}
+
+
+@dataclass
+class ProcessPlan:
+    """What the parent computed before forking, so the child does no parsing of its own."""
+
+    process: oci.Process
+    seccomp_bpf: bytes | None = None
+    seccomp_flags: int = 0
+    personality: int | None = None
+    preserve_fds: int = 0
+    extra_env: list[str] = field(default_factory=list)
+
+
+def env_dict(entries: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in entries or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def lookup_executable(name: str, env: dict[str, str]) -> str:
+    """execvp(3)'s search, done inside the container's root with the container's PATH."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    denied = False
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            denied = True
+            continue
+        if os.access(path, os.X_OK):
+            return path
+        denied = True
+    if denied:
+        raise KernelError(errno.EACCES, "exec", name, "permission denied")
+    raise KernelError(errno.ENOENT, "exec", name, "executable file not found in $PATH")
+
+
+def apply_rlimits(rlimits: list[oci.Rlimit] | None) -> None:
+    for rl in rlimits or []:
+        number = RLIMIT_NUMBERS[rl.type]
+        soft = resource.RLIM_INFINITY if rl.soft >= RLIM_INFINITY_U64 else rl.soft
+        hard = resource.RLIM_INFINITY if rl.hard >= RLIM_INFINITY_U64 else rl.hard
+        try:
+            resource.setrlimit(number, (soft, hard))
+        except (OSError, ValueError) as exc:
+            err = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EINVAL
+            raise KernelError(err, "setrlimit", None, f"{rl.type} soft={rl.soft} hard={rl.hard}") from None
+
+
+def write_oom_score_adj(value: int | None) -> None:
+    if value is None:
+        return
+    path = "/proc/self/oom_score_adj"
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as exc:
+        raise KernelError.from_oserror(exc, "write", path) from None
+    finally:
+        os.close(fd)
+
+
+def switch_user(user: oci.User, sys: Syscalls) -> None:
+    sys.prctl(C.PR_SET_KEEPCAPS, 1)
+    try:
+        if user.additional_gids is not None:
+            os.setgroups(user.additional_gids)
+        elif user.gid is not None:
+            os.setgroups([])
+    except OSError as exc:
+        # setgroups(2) is refused in a user namespace whose setgroups file says "deny".
+        if exc.errno != errno.EPERM or user.additional_gids:
+            raise KernelError.from_oserror(exc, "setgroups", None) from None
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+    except OSError as exc:
+        raise KernelError(exc.errno or errno.EPERM, "setresgid", None, f"gid {user.gid}") from None
+    try:
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as exc:
+        raise KernelError(exc.errno or errno.EPERM, "setresuid", None, f"uid {user.uid}") from None
+    os.umask(user.umask if user.umask is not None else 0o022)
+
+
+
+
+def chdir_checked(cwd: str, sys: Syscalls) -> None:
+    sys.chdir(cwd)
+    # CVE-2024-21626: a cwd reached through a leaked fd lies outside the root; getcwd(3) then
+    # fails with ENOENT ("(unreachable)") - refuse to exec there.
+    try:
+        os.getcwd()
+    except OSError as exc:
+        raise KernelError(exc.errno or errno.ENOENT, "getcwd", cwd, "working directory is outside the container") from None
+
+
+def mark_fds_cloexec(keep_until: int) -> None:
+    """Every fd above ``keep_until`` gets O_CLOEXEC: nothing of the runtime leaks into the
+    container (CVE-2024-21626), while fds the runtime still needs work until execve."""
+    from ..linux import _libc
+
+    try:
+        _libc.close_range(keep_until + 1, 0xFFFFFFFF, C.CLOSE_RANGE_CLOEXEC)
+    except KernelError:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > keep_until:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The uid's home from the container's own /etc/passwd (runc sets HOME the same way).
+
+    Parsed by hand: NSS would load the container's libraries into the runtime
+    (CVE-2019-14271). The file is untrusted, so no FIFOs, devices or huge reads."""
+    try:
+        fd = os.open(passwd, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, 1 << 20).decode(errors="replace")
+    finally:
+        os.close(fd)
+    for line in data.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2] == str(uid):
+            return fields[5] or "/"
+    return "/"
+
+
+def resolve_program(plan: ProcessPlan) -> tuple[str, list[str], dict[str, str]]:
+    proc = plan.process
+    env = env_dict((proc.env or []) + plan.extra_env)
+    if "HOME" not in env:
+        env["HOME"] = home_of(proc.user.uid)
+    if not proc.args:
+        raise SpecError("process.args is empty", field="process.args")
+    path = lookup_executable(proc.args[0], env)
+    return path, list(proc.args), env
+
+
+def drop_privileges(plan: ProcessPlan, sys: Syscalls) -> None:
+    proc = plan.process
+    if plan.seccomp_bpf is not None and not proc.no_new_privileges:
+        sys.seccomp_set_filter(plan.seccomp_bpf, plan.seccomp_flags)
+    # The bounding set is dropped first: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective
+    # set, which a switch to a non-root uid clears.
+    caps = proc.capabilities
+    bounding = (caps.bounding if caps else None) or []
+    _caps.drop_bounding_set(_caps.mask_from_names(bounding, field="process.capabilities.bounding"), sys)
+    switch_user(proc.user, sys)
+    _caps.apply_capabilities(caps, sys)
+    sys.prctl(C.PR_SET_KEEPCAPS, 0)
+    if proc.no_new_privileges:
+        sys.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def exec_program(plan: ProcessPlan, sys: Syscalls, path: str, args: list[str], env: dict[str, str]) -> None:
+    if plan.seccomp_bpf is not None and plan.process.no_new_privileges:
+        sys.seccomp_set_filter(plan.seccomp_bpf, plan.seccomp_flags)
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        raise KernelError.from_oserror(exc, "execve", path) from None

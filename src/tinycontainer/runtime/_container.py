@@ -1,0 +1,294 @@
+"""Container handles: lifecycle operations on a stored container, status derived from live facts."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from enum import Enum
+from typing import Any
+
+from .. import oci
+from .._errors import ContainerNotFound, KernelError, TinyContainerError, WrongStatus
+from ..linux import proc
+from . import _store
+from ._signals import parse_signal
+
+DEFAULT_ROOT = "/run/tcontainer-oci"
+
+
+class Status(str, Enum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def derive_status(state: dict[str, Any], state_dir: str, frozen: Any = None) -> Status:
+    """runc's refreshState: the stored pid is only trusted together with its start time."""
+    if state.get("creating"):
+        creator = int(state.get("creator_pid", 0))
+        if creator and proc.is_alive(creator, int(state.get("creator_start", 0))):
+            return Status.CREATING
+        # The runtime died mid-create (SIGKILL): nothing will finish it.
+        return Status.STOPPED
+    pid = int(state.get("pid", 0))
+    if not proc.is_alive(pid, int(state.get("pid_start", 0))):
+        return Status.STOPPED
+    if os.path.exists(_store.fifo_path(state_dir)):
+        return Status.CREATED
+    if frozen is not None and frozen():
+        return Status.PAUSED
+    return Status.RUNNING
+
+
+class Container:
+    """A stored container. Obtain one from :class:`Runtime` (``create``/``load``)."""
+
+    def __init__(self, store: _store.Store, container_id: str, state: dict[str, Any]) -> None:
+        self._store = store
+        self.id = container_id
+        self._state = state
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def state_dir(self) -> str:
+        return self._store.dir(self.id)
+
+    @property
+    def bundle(self) -> str:
+        return str(self._state.get("bundle", ""))
+
+    @property
+    def pid(self) -> int:
+        return int(self._state.get("pid", 0))
+
+    @property
+    def created(self) -> str:
+        return str(self._state.get("created", ""))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self._state.get("annotations") or {})
+
+    def refresh(self) -> None:
+        self._state = self._store.read(self.id)
+
+    def _manager(self) -> Any:
+        saved = self._state.get("cgroup")
+        if not saved:
+            return None
+        from ..linux import cgroups
+
+        return cgroups.load_manager(saved)
+
+    def _frozen(self) -> bool:
+        mgr = self._manager()
+        if mgr is None:
+            return False
+        try:
+            return bool(mgr.frozen())
+        except (OSError, TinyContainerError):
+            return False
+
+    @property
+    def status(self) -> Status:
+        return derive_status(self._state, self.state_dir, self._frozen)
+
+    def state(self) -> oci.State:
+        status = self.status
+        return oci.State(
+            id=self.id,
+            status=status.value,
+            # runc and crun report pid 0 once the container stopped: the number may be reused.
+            pid=self.pid if status not in (Status.STOPPED, Status.CREATING) else 0,
+            bundle=self.bundle,
+            annotations=self.annotations,
+        )
+
+    def config(self) -> oci.Config:
+        path = os.path.join(self.state_dir, _store.CONFIG_COPY)
+        with open(path, "rb") as f:
+            return oci.Config.from_json(f.read())
+
+    # ------------------------------------------------------------------ operations
+    def start(self) -> None:
+        with self._store.locked(self.id):
+            self.refresh()
+            status = self.status
+            if status != Status.CREATED:
+                raise WrongStatus(self.id, status.value, "created")
+            if not _store.signal_fifo(self.state_dir):
+                raise TinyContainerError(f"container {self.id!r} init exited before start")
+        config = self.config()
+        if config.hooks and config.hooks.poststart:
+            from ._hooks import hook_state, run_hooks
+
+            state = hook_state(self.id, "running", self.pid, self.bundle, config.annotations)
+            failures = run_hooks(config.hooks.poststart, state, "poststart", keep_going=True)
+            if failures:
+                # The spec: a failing poststart hook is logged, the container keeps running.
+                from ._log import warn
+
+                for text in failures:
+                    warn(text)
+
+    def kill(self, sig: int | str = signal.SIGTERM, *, all_processes: bool = False) -> None:
+        signum = parse_signal(sig)
+        self.refresh()
+        status = self.status
+        if status in (Status.STOPPED, Status.CREATING):
+            raise WrongStatus(self.id, status.value, "created, running or paused")
+        if all_processes:
+            mgr = self._manager()
+            if mgr is not None:
+                mgr.kill_all(signum)
+                return
+        self._signal_init(signum)
+
+    def _signal_init(self, signum: int) -> None:
+        pid = self.pid
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        except OSError as exc:
+            raise KernelError.from_oserror(exc, "pidfd_open", f"pid {pid}") from None
+        try:
+            # The pidfd pins the process: re-check the start time through it so a reused pid
+            # is never signalled.
+            if not proc.is_alive(pid, int(self._state.get("pid_start", 0))):
+                return
+            signal.pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            return
+        finally:
+            os.close(pidfd)
+
+    def pause(self) -> None:
+        self.refresh()
+        status = self.status
+        if status not in (Status.RUNNING, Status.CREATED):
+            raise WrongStatus(self.id, status.value, "running")
+        mgr = self._manager()
+        if mgr is None:
+            raise TinyContainerError(f"container {self.id!r} has no cgroup to freeze")
+        mgr.freeze()
+
+    def resume(self) -> None:
+        self.refresh()
+        status = self.status
+        if status != Status.PAUSED:
+            raise WrongStatus(self.id, status.value, "paused")
+        self._manager().thaw()
+
+    def processes(self) -> list[int]:
+        self.refresh()
+        mgr = self._manager()
+        if mgr is not None:
+            pids: list[int] = mgr.pids()
+            if pids:
+                return pids
+        if self.status in (Status.STOPPED, Status.CREATING):
+            return []
+        return proc.children_in_pidns(self.pid)
+
+    def update(self, resources: oci.Resources) -> None:
+        self.refresh()
+        status = self.status
+        if status == Status.STOPPED:
+            raise WrongStatus(self.id, status.value, "created, running or paused")
+        mgr = self._manager()
+        if mgr is None:
+            raise TinyContainerError(f"container {self.id!r} has no cgroup to update")
+        mgr.set(resources)
+
+    def stats(self) -> Any:
+        mgr = self._manager()
+        if mgr is None:
+            raise TinyContainerError(f"container {self.id!r} has no cgroup")
+        return mgr.stats()
+
+    def delete(self, *, force: bool = False) -> None:
+        with self._store.locked(self.id):
+            self.refresh()
+            status = self.status
+            if status != Status.STOPPED:
+                if not force:
+                    # runtime-spec: deleting a container that is not stopped MUST fail and MUST
+                    # have no effect (runc and crun delete a "created" one anyway).
+                    raise WrongStatus(self.id, status.value, "stopped (use --force)")
+                self._kill_everything()
+            mgr = self._manager()
+            if mgr is not None:
+                mgr.destroy()
+            poststop = None
+            with contextlib.suppress(Exception):
+                cfg = self.config()
+                poststop = cfg.hooks.poststop if cfg.hooks else None
+            if poststop:
+                from ._hooks import hook_state, run_hooks
+                from ._log import warn
+
+                state = hook_state(self.id, "stopped", 0, self.bundle, self.annotations)
+                for text in run_hooks(poststop, state, "poststop", keep_going=True):
+                    warn(text)
+            self._store.remove(self.id)
+
+    def _kill_everything(self) -> None:
+        mgr = self._manager()
+        pid = self.pid
+        start = int(self._state.get("pid_start", 0))
+        if mgr is not None:
+            with contextlib.suppress(OSError, TinyContainerError):
+                mgr.kill_all(signal.SIGKILL)
+            with contextlib.suppress(OSError, TinyContainerError):
+                mgr.thaw()
+        if pid and proc.is_alive(pid, start):
+            self._signal_init(signal.SIGKILL)
+        # SIGKILL of a pid namespace's init kills every process in it (pid_namespaces(7)).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            alive = pid and proc.is_alive(pid, start)
+            left = mgr.pids() if mgr is not None else []
+            if not alive and not left:
+                return
+            if left:
+                for p in left:
+                    with contextlib.suppress(OSError):
+                        os.kill(p, signal.SIGKILL)
+            time.sleep(0.01)
+        raise KernelError(errno.EBUSY, "kill", f"pid {pid}", "container processes did not exit after SIGKILL")
+
+
+class Runtime:
+    """Containers stored under ``root`` (runc's --root)."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.store = _store.Store(root)
+
+    def load(self, container_id: str) -> Container:
+        _store.check_id(container_id)
+        state = self.store.read(container_id)
+        return Container(self.store, container_id, state)
+
+    def list(self) -> list[Container]:
+        out = []
+        for cid in self.store.ids():
+            with contextlib.suppress(ContainerNotFound):
+                out.append(self.load(cid))
+        return out
+
+    def create(self, container_id: str, bundle: str, config: oci.Config | None = None, **options: Any) -> Container:
+        from ._create import CreateOptions, create
+
+        result = create(self.store, container_id, bundle, config, CreateOptions(**options))
+        container = Container(self.store, container_id, result.state)
+        container.console_fd = result.console_fd  # type: ignore[attr-defined]
+        return container

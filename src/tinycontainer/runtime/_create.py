@@ -1,0 +1,348 @@
+"""The parent side of ``create``: validate, fork, put the init in its cgroups, wait for READY.
+
+See :mod:`._sync` for the ladder. On any failure the half-made container is taken apart in
+reverse (kill the init by pid, remove the cgroups, remove the state directory), so a failed
+create leaves no process, cgroup or state behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from .. import oci
+from .._errors import KernelError, SpecError, TinyContainerError
+from ..linux import _consts as C
+from ..linux import cgroups as _cgroups
+from ..linux import namespaces, proc
+from ..linux._syscalls import LinuxSyscalls, Syscalls
+from . import _child, _hooks, _init, _store, _sync
+from ._validate import validate
+
+SETUP_TIMEOUT = 120.0
+
+
+@dataclass
+class CreateOptions:
+    console_socket: str | None = None
+    pid_file: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    # Keep the container's init as our child (PR_SET_CHILD_SUBREAPER) so ``run`` can wait(2)
+    subreaper: bool = False
+    # ``run`` attached with a terminal: the pty master comes back to us instead of a socket
+    keep_console: bool = False
+    detached: bool = True
+    rootless: bool = False
+    seccomp_cache: str | None = None
+
+
+@dataclass
+class Created:
+    pid: int
+    state: dict[str, Any]
+    console_fd: int | None
+
+
+def load_bundle_config(bundle: str) -> oci.Config:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(64 << 20)
+    except FileNotFoundError:
+        raise SpecError(f"no config.json in bundle {bundle}") from None
+    except OSError as exc:
+        raise KernelError.from_oserror(exc, "open", path) from None
+    return oci.Config.from_json(raw)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _unshare_flags(config: oci.Config) -> tuple[int, dict[str, str], bool, bool]:
+    flags = 0
+    join: dict[str, str] = {}
+    new_user = False
+    new_cgroup = False
+    for ns in (config.linux.namespaces if config.linux else None) or []:
+        if ns.path:
+            join[ns.type] = ns.path
+        elif ns.type == "user":
+            new_user = True
+        elif ns.type == "cgroup":
+            new_cgroup = True
+        else:
+            flags |= namespaces.FLAGS[ns.type]
+    return flags, join, new_user, new_cgroup
+
+
+def _plan(config: oci.Config, options: CreateOptions) -> _child.ProcessPlan:
+    assert config.process is not None
+    plan = _child.ProcessPlan(process=config.process, preserve_fds=options.preserve_fds)
+    linux = config.linux
+    if linux and linux.seccomp is not None:
+        from ..linux import seccomp
+
+        plan.seccomp_bpf = seccomp.compile_cached(linux.seccomp, options.seccomp_cache)
+        for flag in linux.seccomp.flags or []:
+            if flag not in _child.SECCOMP_FLAG_BITS:
+                raise SpecError(f"unknown seccomp flag {flag!r}", field="linux.seccomp.flags")
+            plan.seccomp_flags |= _child.SECCOMP_FLAG_BITS[flag]
+    if linux and linux.personality is not None:
+        plan.personality = 0x0008 if linux.personality.domain == "LINUX32" else 0
+    if options.preserve_fds:
+        plan.extra_env.append(f"LISTEN_FDS={options.preserve_fds}")
+    return plan
+
+
+def device_rules(config: oci.Config) -> list[oci.DeviceRule]:
+    """The devices cgroup list: the config's rules (deny-all when absent), then runc's default
+    allow-list, then every device the config creates - podman sends only deny-all and
+    expects /dev/null & co. to keep working."""
+    linux = config.linux
+    resources = linux.resources if linux else None
+    rules = list((resources.devices if resources else None) or [oci.DeviceRule(allow=False, access="rwm")])
+    rules.extend(_cgroups.DEFAULT_ALLOWED_DEVICES)
+    for dev in (linux.devices if linux else None) or []:
+        if dev.type in ("c", "b", "u") and dev.major is not None and dev.minor is not None:
+            rules.append(
+                oci.DeviceRule(allow=True, type="c" if dev.type == "u" else dev.type, major=dev.major,
+                               minor=dev.minor, access="rwm")
+            )
+    return rules
+
+
+def write_id_maps(pid: int, config: oci.Config, rootless: bool) -> None:
+    linux = config.linux
+    assert linux is not None
+    uid_maps = linux.uid_mappings or []
+    gid_maps = linux.gid_mappings or []
+    if os.geteuid() == 0 and not rootless:
+        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+            path = f"/proc/{pid}/{name}"
+            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            except OSError as exc:
+                raise KernelError(exc.errno or 0, "write", path, text.strip().replace("\n", "; ")) from None
+            finally:
+                os.close(fd)
+        return
+    # Rootless: only the setuid helpers from the uidmap package may map more than our own id
+    # (user_namespaces(7), "Defining user and group ID mappings").
+    for tool, maps in (("newuidmap", uid_maps), ("newgidmap", gid_maps)):
+        exe = shutil.which(tool) or f"/usr/bin/{tool}"
+        args = [exe, str(pid)]
+        for m in maps:
+            args += [str(m.container_id), str(m.host_id), str(m.size)]
+        try:
+            result = subprocess.run(args, capture_output=True, timeout=30, check=False)
+        except OSError as exc:
+            raise KernelError.from_oserror(exc, "exec", exe) from None
+        if result.returncode != 0:
+            msg = result.stderr.decode(errors="replace").strip()
+            raise TinyContainerError(f"{tool} failed: {msg or 'exit status ' + str(result.returncode)}")
+
+
+def create(
+    store: _store.Store,
+    container_id: str,
+    bundle: str,
+    config: oci.Config | None = None,
+    options: CreateOptions | None = None,
+    syscalls: Syscalls | None = None,
+) -> Created:
+    options = options or CreateOptions()
+    _store.check_id(container_id)
+    bundle = os.path.abspath(bundle)
+    if config is None:
+        config = load_bundle_config(bundle)
+    validate(config, bundle, console_socket=options.console_socket, detached=options.detached and not options.keep_console)
+    plan = _plan(config, options)
+    flags, join, new_user, new_cgroup = _unshare_flags(config)
+    sys = syscalls or LinuxSyscalls()
+    linux = config.linux
+    resources = linux.resources if linux else None
+    cgroups_path = linux.cgroups_path if linux else None
+    manager = _cgroups.create_manager(cgroups_path, container_id, rootless=options.rootless)
+
+    state_dir = store.create_dir(container_id)
+    me = proc.read_stat(os.getpid())
+    state: dict[str, Any] = {
+        "id": container_id,
+        "pid": 0,
+        "pid_start": 0,
+        "bundle": bundle,
+        "rootfs": _rootfs_path(config, bundle),
+        "created": _now(),
+        "owner": str(os.geteuid()),
+        "annotations": config.annotations or {},
+        "cgroup": manager.to_dict(),
+        "creating": True,
+        "creator_pid": os.getpid(),
+        "creator_start": me.start_time if me else 0,
+        "terminal": bool(config.process and config.process.terminal),
+    }
+    intermediate = 0
+    init_pid = 0
+    init_start = 0
+    parent_sock = child_sock = None
+    fifo_fd = -1
+    console_fd: int | None = None
+    try:
+        store.write(container_id, state)
+        with open(os.path.join(state_dir, _store.CONFIG_COPY), "w") as f:
+            f.write(config.to_json(indent=None))
+        fifo = _store.make_fifo(state_dir)
+        # crun's order: we open the read end and the init inherits it; ``start`` opens the
+        # write end. Opening for read with O_NONBLOCK does not wait for a writer (fifo(7)).
+        fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        parent_sock, child_sock = _sync.socketpair()
+        child_sock.set_inheritable(True)
+        if options.subreaper:
+            sys.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+        ctx = _init.InitContext(
+            container_id=container_id,
+            config=config,
+            bundle=bundle,
+            state_dir=state_dir,
+            plan=plan,
+            sock=child_sock,
+            fifo_fd=fifo_fd,
+            syscalls=sys,
+            no_pivot=options.no_pivot,
+            new_userns=new_user,
+            unshare_flags=flags,
+            join_paths=join,
+            new_cgroupns=new_cgroup,
+        )
+        intermediate = os.fork()
+        if intermediate == 0:
+            parent_sock.close()
+            _init.intermediate_main(ctx)
+        child_sock.close()
+        child_sock = None
+        os.close(fifo_fd)
+        fifo_fd = -1
+
+        if new_user:
+            _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
+            write_id_maps(intermediate, config, options.rootless)
+            _sync.send(parent_sock, _sync.USERNS_DONE)
+        msg, _ = _sync.recv(parent_sock, _sync.PID, SETUP_TIMEOUT)
+        init_pid = int(msg["pid"])
+        st = proc.read_stat(init_pid)
+        init_start = st.start_time if st else 0
+        _reap(intermediate)
+        intermediate = 0
+        state.update(pid=init_pid, pid_start=init_start)
+        store.write(container_id, state)
+
+        manager.create()
+        # Saved after create(): it records which parent directories it made, so that
+        # delete removes exactly those.
+        state["cgroup"] = manager.to_dict()
+        store.write(container_id, state)
+        manager.apply(init_pid)
+        if resources is not None or not options.rootless:
+            manager.set(_with_devices(resources, config))
+        _sync.send(parent_sock, _sync.CGROUP_DONE)
+
+        if config.process and config.process.terminal:
+            _, fds = _sync.recv(parent_sock, _sync.CONSOLE, SETUP_TIMEOUT)
+            if not fds:
+                raise TinyContainerError("the container's init sent no terminal")
+            console_fd = fds[0]
+            if options.console_socket:
+                try:
+                    _init.send_console_to_socket(options.console_socket, console_fd)
+                except OSError as exc:
+                    raise KernelError.from_oserror(exc, "connect", options.console_socket) from None
+                finally:
+                    if not options.keep_console:
+                        os.close(console_fd)
+                        console_fd = None
+        hooks = config.hooks
+        if hooks and (hooks.prestart or hooks.create_runtime):
+            _sync.recv(parent_sock, _sync.HOOKS, SETUP_TIMEOUT)
+            hstate = _hooks.hook_state(container_id, "creating", init_pid, bundle, config.annotations)
+            _hooks.run_hooks(hooks.prestart, hstate, "prestart")
+            _hooks.run_hooks(hooks.create_runtime, hstate, "createRuntime")
+            _sync.send(parent_sock, _sync.HOOKS_DONE)
+        _sync.recv(parent_sock, _sync.READY, None if config.hooks else SETUP_TIMEOUT)
+        state.pop("creating", None)
+        state.pop("creator_pid", None)
+        state.pop("creator_start", None)
+        store.write(container_id, state)
+        if options.pid_file:
+            write_pid_file(options.pid_file, init_pid)
+    except BaseException:
+        if console_fd is not None:
+            os.close(console_fd)
+        if intermediate:
+            with contextlib.suppress(OSError):
+                os.kill(intermediate, signal.SIGKILL)
+            _reap(intermediate)
+        if init_pid and proc.is_alive(init_pid, init_start):
+            with contextlib.suppress(OSError):
+                os.kill(init_pid, signal.SIGKILL)
+            if options.subreaper:
+                _reap(init_pid)
+            _wait_gone(init_pid, init_start)
+        with contextlib.suppress(Exception):
+            manager.destroy()
+        store.remove(container_id)
+        raise
+    finally:
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+        if parent_sock is not None:
+            parent_sock.close()
+        if child_sock is not None:
+            child_sock.close()
+    return Created(pid=init_pid, state=state, console_fd=console_fd)
+
+
+def _with_devices(resources: oci.Resources | None, config: oci.Config) -> oci.Resources:
+    import dataclasses
+
+    base = resources if resources is not None else oci.Resources()
+    return dataclasses.replace(base, devices=device_rules(config))
+
+
+def _rootfs_path(config: oci.Config, bundle: str) -> str:
+    assert config.root is not None
+    return config.root.path if os.path.isabs(config.root.path) else os.path.join(bundle, config.root.path)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while proc.is_alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

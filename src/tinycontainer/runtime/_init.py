@@ -1,0 +1,271 @@
+"""The child side of ``create``: the intermediate process and the container's init.
+
+Runs in forked children of the runtime, so it imports only ``linux``, ``oci``, ``_errors``,
+the stdlib and its siblings ``_sync``/``_child``/``_hooks`` (which do the same). Every module it
+needs is imported by the parent before fork(2): nothing is loaded from disk once the child may
+be inside an untrusted root (CVE-2019-14271 loaded the container's libraries that way).
+
+The sync points (1)-(6) are those of the ladder in :mod:`._sync`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import socket
+import termios
+from dataclasses import dataclass
+from typing import NoReturn
+
+from .. import oci
+from ..linux import _consts as C
+from ..linux import namespaces, netdev
+from ..linux import rootfs as _rootfs
+from ..linux._syscalls import Syscalls
+from . import _child, _hooks, _sync
+
+
+@dataclass
+class InitContext:
+    container_id: str
+    config: oci.Config
+    bundle: str
+    state_dir: str
+    plan: _child.ProcessPlan
+    sock: socket.socket
+    fifo_fd: int
+    syscalls: Syscalls
+    no_pivot: bool = False
+    new_userns: bool = False
+    # Namespaces to create (clone flags) and to join (kind -> path)
+    unshare_flags: int = 0
+    join_paths: dict[str, str] | None = None
+    new_cgroupns: bool = False
+    # When the runtime runs `run` attached, stdio stays; a detached create keeps it too
+    # (conmon hands us pipes). Only a terminal replaces it.
+
+
+# ---------------------------------------------------------------- intermediate
+
+
+def intermediate_main(ctx: InitContext) -> NoReturn:
+    code = 1
+    try:
+        _intermediate(ctx)
+        code = 0
+    except BaseException as exc:
+        _sync.send_error(ctx.sock, exc)
+    os._exit(code)
+
+
+def _intermediate(ctx: InitContext) -> None:
+    sys = ctx.syscalls
+    opened = namespaces.open_paths(ctx.join_paths or {})
+    # Joined user namespace first: it gives the capabilities the other setns(2) calls need.
+    namespaces.join(opened, sys, only=("user",))
+    if ctx.new_userns:
+        sys.unshare(C.CLONE_NEWUSER)
+        # (1) the parent writes uid_map/gid_map: only a process outside may map ids (user_namespaces(7))
+        _sync.send(ctx.sock, _sync.USERNS)
+        _sync.recv(ctx.sock, _sync.USERNS_DONE)
+    if ctx.new_userns or "user" in (ctx.join_paths or {}):
+        # Become the namespace's root so that files created in the rootfs belong to it.
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    namespaces.join(opened, sys, only=("ipc", "uts", "network", "pid", "time", "mount"))
+    flags = ctx.unshare_flags
+    if flags:
+        sys.unshare(flags)
+    if flags & C.CLONE_NEWTIME:
+        _write_time_offsets(ctx.config)
+    pid = os.fork()
+    if pid == 0:
+        init_main(ctx, opened)
+    namespaces.close_all(opened)
+    # (2) the init's pid as the parent sees it (we are still in the parent's pid namespace)
+    _sync.send(ctx.sock, _sync.PID, pid=pid)
+
+
+def _write_time_offsets(config: oci.Config) -> None:
+    offsets = (config.linux.time_offsets if config.linux else None) or {}
+    lines = []
+    for clock, off in offsets.items():
+        lines.append(f"{clock} {off.secs} {off.nanosecs}")
+    if not lines:
+        return
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, "\n".join(lines).encode())
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- init
+
+
+def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
+    ready = False
+    try:
+        ready = _init(ctx, opened)
+    except BaseException as exc:
+        if not ready:
+            _sync.send_error(ctx.sock, exc)
+            os._exit(1)
+        _report_late(exc)
+        os._exit(127 if getattr(exc, "errno", None) == 2 else 126)
+    os._exit(1)  # _init only returns by execve or by raising
+
+
+def _report_late(exc: BaseException) -> None:
+    try:
+        os.write(2, f"tcontainer-oci: {exc}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
+    sys = ctx.syscalls
+    config = ctx.config
+    proc = config.process
+    assert proc is not None
+    # (3) wait until the parent has put us into our cgroups: a cgroup namespace made before
+    # that would be rooted in the wrong place, and nothing may run outside the limits.
+    _sync.recv(ctx.sock, _sync.CGROUP_DONE)
+    namespaces.join(opened, sys, only=("cgroup",))
+    namespaces.close_all(opened)
+    if ctx.new_cgroupns:
+        sys.unshare(C.CLONE_NEWCGROUP)
+    # CVE-2019-5736 / CVE-2016-9962: a non-dumpable process cannot be ptraced or have its
+    # /proc/PID/exe (the host interpreter) opened by processes in the container.
+    sys.prctl(C.PR_SET_DUMPABLE, 0)
+
+    joined_mnt = "mount" in (ctx.join_paths or {})
+    console_master: int | None = None
+    console_slave: int | None = None
+    if not joined_mnt:
+        root_path = _rootfs.prepare_rootfs(config, ctx.bundle, sys, in_userns=config.namespace("user") is not None)
+        if proc.terminal:
+            console_master, console_slave = _open_console(root_path, proc, sys)
+    else:
+        root_path = "/"
+        if proc.terminal:
+            console_master, console_slave = _open_console("/", proc, sys)
+    if console_master is not None:
+        # (4) hand the pty master to the parent (which passes it to --console-socket)
+        _sync.send(ctx.sock, _sync.CONSOLE, fds=[console_master])
+        os.close(console_master)
+
+    hooks = config.hooks
+    if hooks and (hooks.prestart or hooks.create_runtime):
+        # (5) prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them
+        _sync.send(ctx.sock, _sync.HOOKS)
+        _sync.recv(ctx.sock, _sync.HOOKS_DONE)
+    state = _hooks.hook_state(ctx.container_id, "creating", os.getpid(), ctx.bundle, config.annotations)
+    if hooks and hooks.create_container:
+        _hooks.run_hooks(hooks.create_container, state, "createContainer")
+
+    if not joined_mnt:
+        _rootfs.enter_rootfs(root_path, sys, no_pivot=ctx.no_pivot)
+        _rootfs.finalize_rootfs(config, sys)
+    if config.hostname is not None and config.namespace("uts"):
+        sys.sethostname(config.hostname)
+    if config.domainname is not None and config.namespace("uts"):
+        sys.setdomainname(config.domainname)
+    if config.linux and config.linux.sysctl:
+        _rootfs.write_sysctls(config.linux.sysctl, sys)
+    net = config.namespace("network")
+    if net is not None and net.path is None:
+        netdev.set_up("lo")
+    _child.write_oom_score_adj(proc.oom_score_adj)
+    _child.apply_rlimits(proc.rlimits)
+    if ctx.plan.personality is not None:
+        sys.personality(ctx.plan.personality)
+
+    if console_slave is not None:
+        os.fchown(console_slave, proc.user.uid, proc.user.gid)
+    _child.chdir_checked(proc.cwd, sys)
+    path, args, env = _child.resolve_program(ctx.plan)
+
+    os.setsid()
+    if console_slave is not None:
+        # The container gets its own session and controlling terminal, never the caller's
+        # (CVE-2017-5226: TIOCSTI into the parent's terminal).
+        fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(console_slave, fd)
+        if console_slave > 2:
+            os.close(console_slave)
+    keep = 2 + ctx.plan.preserve_fds
+    _child.mark_fds_cloexec(keep)
+    for fd in (ctx.fifo_fd, ctx.sock.fileno()):
+        os.set_inheritable(fd, False)
+
+    _child.drop_privileges(ctx.plan, sys)
+
+    # (6) setup is complete; from here on errors can only go to the container's stderr
+    _sync.send(ctx.sock, _sync.READY)
+    ctx.sock.close()
+    _wait_for_start(ctx.fifo_fd)
+    if hooks and hooks.start_container:
+        state["status"] = "created"
+        _hooks.run_hooks(hooks.start_container, state, "startContainer")
+    _child.exec_program(ctx.plan, sys, path, args, env)
+    return True
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` writes to the exec fifo (crun's order: we hold the read end).
+
+    poll(2) on a FIFO whose writer never opened does not report POLLHUP (the kernel compares
+    the writer counter with the one seen at open), so this sleeps until the first writer."""
+    poller = select.poll()
+    poller.register(fifo_fd, select.POLLIN)
+    while True:
+        events = poller.poll()
+        if any(ev & select.POLLIN for _, ev in events):
+            try:
+                if os.read(fifo_fd, 1):
+                    break
+            except BlockingIOError:
+                continue
+        elif events:
+            continue
+    os.close(fifo_fd)
+
+
+def _open_console(root_path: str, proc: oci.Process, sys: Syscalls) -> tuple[int, int]:
+    """Open a pty in the container's own devpts and bind its peer onto /dev/console.
+
+    The peer is obtained with TIOCGPTPEER from the master fd instead of opening /dev/pts/N by
+    path, which a container could race into a symlink (CVE-2025-52565)."""
+    root_fd = os.open(root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        master = sys.openat2(root_fd, "dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC, 0, C.RESOLVE_IN_ROOT)
+        fcntl.ioctl(master, C.TIOCSPTLCK, b"\0\0\0\0")
+        slave = fcntl.ioctl(master, C.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        if proc.console_size is not None:
+            import struct
+
+            fcntl.ioctl(
+                master, termios.TIOCSWINSZ, struct.pack("HHHH", proc.console_size.height, proc.console_size.width, 0, 0)
+            )
+        console = sys.openat2(
+            root_fd, "dev/console", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, C.RESOLVE_IN_ROOT
+        )
+        try:
+            sys.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{console}", None, C.MS_BIND)
+        finally:
+            os.close(console)
+    finally:
+        os.close(root_fd)
+    return master, slave
+
+
+def send_console_to_socket(path: str, master_fd: int) -> None:
+    """Pass the pty master to the --console-socket listener (runc docs/terminals.md)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        import array
+
+        sock.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master_fd]))])

@@ -1,0 +1,33 @@
+"""Signal names as runc accepts them: ``KILL``, ``SIGKILL``, ``9``, ``sigterm``, ``RTMIN+3``."""
+
+from __future__ import annotations
+
+import signal
+
+from .._errors import SpecError
+
+
+def parse_signal(text: str | int) -> int:
+    if isinstance(text, int):
+        value = text
+    else:
+        word = text.strip().upper()
+        if word.isdigit():
+            value = int(word)
+        else:
+            name = word if word.startswith("SIG") else "SIG" + word
+            if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+                base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+                offset = name[8:]
+                try:
+                    value = base + int(offset) if offset else int(base)
+                except ValueError:
+                    raise SpecError(f"unknown signal {text!r}") from None
+            else:
+                try:
+                    value = int(signal.Signals[name])
+                except KeyError:
+                    raise SpecError(f"unknown signal {text!r}") from None
+    if not 0 < value < 65:
+        raise SpecError(f"signal number out of range: {text!r}")
+    return value

@@ -1,0 +1,119 @@
+"""The parent <-> child protocol of ``create``: typed messages over a SOCK_SEQPACKET socketpair.
+
+Each message is one datagram of JSON ``{"type": ..., ...}``; file descriptors (the pty master)
+travel with it as SCM_RIGHTS. SEQPACKET keeps message boundaries and reports the peer's exit
+as EOF, so a child that dies mid-setup is noticed at once instead of hanging the parent.
+
+The ladder (numbers are the sync points both sides mark in their code)::
+
+    parent (create)              intermediate                     init (pid 1 in the new pid ns)
+    ---------------              ------------                     ------------------------------
+    fork ----------------------> setns(joined namespaces)
+                                 unshare(CLONE_NEWUSER)?
+      <-- (1) USERNS ----------- (only with a new user ns)
+    write uid_map/gid_map
+      --- (1) USERNS_DONE ----->
+                                 unshare(other namespaces, PID, TIME)
+                                 fork --------------------------->
+      <-- (2) PID {pid} -------- exit
+    reap intermediate; cgroup create/apply/set
+      --- (3) CGROUP_DONE -------------------------------------->  unshare(CLONE_NEWCGROUP)?
+                                                                  mounts, /dev, console
+      <-- (4) CONSOLE + fd --------------------------------------  (only with process.terminal)
+      <-- (5) HOOKS ---------------------------------------------  (only with prestart/createRuntime hooks)
+    run prestart + createRuntime hooks
+      --- (5) HOOKS_DONE --------------------------------------->  createContainer hooks
+                                                                  pivot_root, masks, hostname, sysctl,
+                                                                  rlimits, user, caps, [seccomp]
+      <-- (6) READY ---------------------------------------------
+    write state.json + pid file, exit                             wait on exec.fifo until ``start``
+                                                                  startContainer hooks, [seccomp], execve
+
+Any side may instead send ERROR {"message", "errno", "syscall", "path"} and exit; the parent
+then kills the init, removes the cgroup and the state directory (a failed create leaves nothing).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+from typing import Any
+
+from .._errors import KernelError, TinyContainerError
+
+USERNS = "userns"
+USERNS_DONE = "userns-done"
+PID = "pid"
+CGROUP_DONE = "cgroup-done"
+CONSOLE = "console"
+HOOKS = "hooks"
+HOOKS_DONE = "hooks-done"
+READY = "ready"
+ERROR = "error"
+
+_MAX = 1 << 16
+
+
+class ChildFailed(TinyContainerError):
+    """The container's setup failed in the child; the message is the child's."""
+
+    def __init__(self, message: str, err: int = 0, syscall: str | None = None, path: str | None = None) -> None:
+        self.errno = err
+        self.syscall = syscall
+        self.path = path
+        super().__init__(message)
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    return parent, child
+
+
+def send(sock: socket.socket, kind: str, fds: list[int] | None = None, **fields: Any) -> None:
+    payload = json.dumps({"type": kind, **fields}).encode()
+    if fds:
+        sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(payload)
+
+
+def recv(sock: socket.socket, expect: str, timeout: float | None = None) -> tuple[dict[str, Any], list[int]]:
+    """Receive one message; raise ChildFailed on ERROR or EOF, and on an unexpected type."""
+    sock.settimeout(timeout)
+    fds = array.array("i")
+    try:
+        data, ancdata, _flags, _addr = sock.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
+    except TimeoutError:
+        raise ChildFailed(f"container setup timed out waiting for {expect!r}") from None
+    for level, ctype, cdata in ancdata:
+        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+    if not data:
+        raise ChildFailed(f"container setup process exited unexpectedly (while waiting for {expect!r})")
+    msg: dict[str, Any] = json.loads(data)
+    if msg.get("type") == ERROR:
+        for fd in fds:
+            os.close(fd)
+        raise ChildFailed(
+            str(msg.get("message", "container setup failed")),
+            int(msg.get("errno") or 0),
+            msg.get("syscall"),
+            msg.get("path"),
+        )
+    if msg.get("type") != expect:
+        raise ChildFailed(f"protocol error: expected {expect!r}, got {msg.get('type')!r}")
+    return msg, list(fds)
+
+
+def send_error(sock: socket.socket, exc: BaseException) -> None:
+    fields: dict[str, Any] = {"message": str(exc) or type(exc).__name__}
+    if isinstance(exc, KernelError):
+        fields.update(errno=exc.errno, syscall=exc.syscall, path=exc.filename)
+    elif isinstance(exc, OSError):
+        fields.update(errno=exc.errno, path=exc.filename)
+    try:
+        send(sock, ERROR, **fields)
+    except OSError:
+        pass
