@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 
 def _mounts() -> set[str]:
@@ -55,9 +56,22 @@ def _state_entries(root: str | None) -> set[str]:
     return {n for n in os.listdir(root) if not n.startswith(".")}
 
 
+def _cgroup_mentions(pid: int, names: list[str]) -> bool:
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return any(name in text for name in names)
+
+
 class LeakCheck:
-    def __init__(self, state_root: str | None = None) -> None:
+    """``container_ids``: a callable giving the ids the test used; when given, only processes
+    whose cgroup names one of them count as leaked (other containers may run on a shared host)."""
+
+    def __init__(self, state_root: str | None = None, container_ids: Callable[[], list[str]] | None = None) -> None:
         self.state_root = state_root
+        self.container_ids = container_ids
         self.mounts = _mounts()
         self.cgroups = _own_cgroup_dirs()
         self.netdevs = _netdevs()
@@ -67,15 +81,23 @@ class LeakCheck:
     def leaks(self) -> list[str]:
         problems = []
         extra = _mounts() - self.mounts
+        ids = self.container_ids() if self.container_ids is not None else None
+        if ids is not None and self.state_root:
+            scope = os.path.dirname(self.state_root)
+            extra = {m for m in extra if scope in m or any(i in m for i in ids)}
         if extra:
             problems.append(f"mounts leaked: {sorted(extra)}")
         extra_cg = _own_cgroup_dirs() - self.cgroups
+        if ids is not None:
+            extra_cg = {c for c in extra_cg if any(i in c for i in ids)}
         if extra_cg:
             problems.append(f"cgroups leaked: {sorted(extra_cg)}")
         extra_net = _netdevs() - self.netdevs
         if extra_net:
             problems.append(f"network devices leaked: {sorted(extra_net)}")
         extra_p = _foreign_pidns_processes() - self.procs
+        if ids is not None:
+            extra_p = {p for p in extra_p if ids and _cgroup_mentions(p, ids)}
         if extra_p:
             problems.append(f"container processes leaked: {sorted(extra_p)}")
         extra_s = _state_entries(self.state_root) - self.states

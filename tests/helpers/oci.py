@@ -75,6 +75,7 @@ class OCIRuntime:
         self.rootfs = rootfs
         self.command = runtime_command()
         self.name = runtime_name()
+        self.ids: list[str] = []
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60, input: bytes | None = None,
                  capture: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
@@ -94,7 +95,9 @@ class OCIRuntime:
         return result
 
     def new_id(self) -> str:
-        return "t" + uuid.uuid4().hex[:12]
+        cid = "t" + uuid.uuid4().hex[:12]
+        self.ids.append(cid)
+        return cid
 
     def bundle(self, args: list[str] | None = None, config: dict[str, Any] | None = None) -> str:
         path = os.path.join(self.workdir, uuid.uuid4().hex[:8])

@@ -189,8 +189,8 @@ def boot_and_run(
                     f"guest init did not get ready (attempt {attempts}):\n" + _console_tail(machine.console.text())
                 )
             ready_at = machine.console.seen[READY_MARKER]
-            got = machine.console.wait_for((DONE_MARKER,), ready_at + run_timeout)
-            if got is None:
+            got = machine.console.wait_for((DONE_MARKER, FAIL_MARKER), ready_at + run_timeout)
+            if got != DONE_MARKER:
                 machine.proc.kill()
                 machine.stop()
                 raise VMBootError(

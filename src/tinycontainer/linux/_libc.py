@@ -312,3 +312,33 @@ def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) ->
 def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     attr = _BpfGetFdAttr(prog_id, 0, 0)
     return _check(_bpf(_BPF_PROG_GET_FD_BY_ID, attr), "bpf", detail=f"BPF_PROG_GET_FD_BY_ID {prog_id}")
+
+
+# mount_setattr(2): change mount attributes of a whole subtree at once (AT_RECURSIVE), which
+# MS_REMOUNT cannot: a remount only ever touches the top mount.
+SYS_MOUNT_SETATTR = 442
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, path_hint: str | None = None) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    ret = _syscall(
+        _c_long(SYS_MOUNT_SETATTR),
+        _c_int(dirfd),
+        _c_char_p(os.fsencode(path)),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    _check(ret, "mount_setattr", path_hint or path, f"set={attr_set:#x} clear={attr_clr:#x}")

@@ -203,9 +203,21 @@ def prepare_rootfs(
     # pivot_root(2) refuses a new root whose parent mount is shared; a private parent also keeps
     # the rootfs bind below out of every peer group.
     sys.mount(None, _mount_point_of(rootfs), None, C.MS_PRIVATE)
-    # 2. A bind of the rootfs onto itself makes it a mount point, which pivot_root needs.
-    sys.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
+    if rootfs == "/":
+        rootfs = _stage_host_root(sys)
+    else:
+        # 2. A bind of the rootfs onto itself makes it a mount point, which pivot_root needs.
+        sys.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
     root_fd = sys.open(rootfs, _O_PATH_DIR)
+    if config.root is not None and config.root.readonly:
+        # A remount (finalize_rootfs) only makes the top mount read-only; mounts the rootfs
+        # carries below it (all of the host's when the root is "/") would stay writable.
+        # mount_setattr(2) with AT_RECURSIVE covers the whole subtree; the top stays writable
+        # until finalize so that missing mount points can still be created.
+        from . import _libc
+
+        sys.mount_setattr(root_fd, "", _libc.AT_EMPTY_PATH | _libc.AT_RECURSIVE, _libc.MOUNT_ATTR_RDONLY)
+        sys.mount_setattr(root_fd, "", _libc.AT_EMPTY_PATH, 0, _libc.MOUNT_ATTR_RDONLY)
     ctx = _Rootfs(sys=sys, path=rootfs, fd=root_fd, in_userns=in_userns)
     try:
         verify_inside(root_fd, rootfs, "/", directory=True)
@@ -226,14 +238,28 @@ def prepare_rootfs(
     return rootfs
 
 
+HOST_ROOT_STAGE = "/tmp/.tinycontainer-root"
+
+
+def _stage_host_root(sys: Syscalls) -> str:
+    """The host's / as a read-only root (the seed's default): "/" cannot be bound onto itself
+    and pivoted into, since a path lookup of "/" never crosses the mounts stacked on the
+    process's root. So, as bubblewrap does, a private tmpfs (in this mount namespace only)
+    holds a directory onto which the host's / is bound recursively."""
+    sys.mount("tmpfs", "/tmp", "tmpfs", C.MS_NOSUID | C.MS_NODEV, "mode=700,size=16k")
+    sys.mkdir(HOST_ROOT_STAGE, 0o755)
+    sys.mount("/", HOST_ROOT_STAGE, None, C.MS_BIND | C.MS_REC)
+    return HOST_ROOT_STAGE
+
+
 def _resolve_rootfs(config: oci.Config, bundle: str) -> str:
     if config.root is None or not config.root.path:
         raise SpecError("the root filesystem path is required", field="root.path")
     path = os.path.realpath(os.path.join(bundle, config.root.path))
     if not os.path.isdir(path):
         raise SpecError(f"root filesystem {path} does not exist or is not a directory", field="root.path")
-    if path == "/":
-        raise SpecError("the host's / cannot be a container's root filesystem", field="root.path")
+    if path == "/" and not (config.root.readonly):
+        raise SpecError("the host's / can only be a container's root read-only", field="root.path")
     return path
 
 

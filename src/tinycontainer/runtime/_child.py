@@ -68,6 +68,8 @@ class ProcessPlan:
     personality: int | None = None
     preserve_fds: int = 0
     extra_env: list[str] = field(default_factory=list)
+    # Keep PID 1 as a reaper that forwards signals and execs the program in a child (--init)
+    reaper: bool = False
 
 
 def env_dict(entries: list[str] | None) -> dict[str, str]:

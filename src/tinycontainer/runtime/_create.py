@@ -100,6 +100,9 @@ def _plan(config: oci.Config, options: CreateOptions) -> _child.ProcessPlan:
         plan.personality = 0x0008 if linux.personality.domain == "LINUX32" else 0
     if options.preserve_fds:
         plan.extra_env.append(f"LISTEN_FDS={options.preserve_fds}")
+    from ._reaper import ANNOTATION
+
+    plan.reaper = (config.annotations or {}).get(ANNOTATION) == "true"
     return plan
 
 

@@ -23,7 +23,7 @@ from ..linux import _consts as C
 from ..linux import namespaces, netdev
 from ..linux import rootfs as _rootfs
 from ..linux._syscalls import Syscalls
-from . import _child, _hooks, _sync
+from . import _child, _hooks, _reaper, _sync
 
 
 @dataclass
@@ -165,15 +165,19 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     if hooks and hooks.create_container:
         _hooks.run_hooks(hooks.create_container, state, "createContainer")
 
+    sysctl = config.linux.sysctl if config.linux else None
     if not joined_mnt:
         _rootfs.enter_rootfs(root_path, sys, no_pivot=ctx.no_pivot)
+        # Sysctls go in before finalize_rootfs: /proc/sys is usually a readonlyPath (podman's
+        # config has it), and write_sysctls refuses a path with a mount over it.
+        _rootfs.write_sysctls(sysctl, sys)
         _rootfs.finalize_rootfs(config, sys)
+    else:
+        _rootfs.write_sysctls(sysctl, sys)
     if config.hostname is not None and config.namespace("uts"):
         sys.sethostname(config.hostname)
     if config.domainname is not None and config.namespace("uts"):
         sys.setdomainname(config.domainname)
-    if config.linux and config.linux.sysctl:
-        _rootfs.write_sysctls(config.linux.sysctl, sys)
     net = config.namespace("network")
     if net is not None and net.path is None:
         netdev.set_up("lo")
@@ -210,6 +214,8 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     if hooks and hooks.start_container:
         state["status"] = "created"
         _hooks.run_hooks(hooks.start_container, state, "startContainer")
+    if ctx.plan.reaper:
+        _reaper.run(lambda: _child.exec_program(ctx.plan, sys, path, args, env))
     _child.exec_program(ctx.plan, sys, path, args, env)
     return True
 

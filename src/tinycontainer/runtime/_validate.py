@@ -63,8 +63,8 @@ def check_root(config: oci.Config, ctx: Context) -> None:
     path = config.root.path if os.path.isabs(config.root.path) else os.path.join(ctx.bundle, config.root.path)
     if not os.path.isdir(path):
         raise SpecError(f"root filesystem {path} does not exist or is not a directory", field="root.path")
-    if os.path.realpath(path) == "/":
-        raise SpecError("the host's / cannot be a container's root", field="root.path")
+    if os.path.realpath(path) == "/" and not config.root.readonly:
+        raise SpecError("the host's / can only be a container's root read-only", field="root.path")
 
 
 def check_process(config: oci.Config, ctx: Context) -> None:

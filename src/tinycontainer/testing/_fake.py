@@ -113,6 +113,11 @@ class FakeSyscalls:
     def umount2(self, target: str, flags: int = 0) -> None:
         self._record("umount2", (target, flags), (_resolve(target), flags))
 
+    def mount_setattr(self, dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+        self._record(
+            "mount_setattr", (dirfd, path, flags, attr_set, attr_clr), (_fd_target(dirfd), path, flags, attr_set, attr_clr)
+        )
+
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", (new_root, put_old), (new_root, put_old))
 

@@ -24,7 +24,7 @@ def oci_runtime(busybox_rootfs: str, tmp_path_factory: pytest.TempPathFactory) -
     base = tmp_path_factory.mktemp("oci")
     root = os.path.join(base, "state")
     rt = OCIRuntime(root, str(base), busybox_rootfs)
-    check = LeakCheck(state_root=root)
+    check = LeakCheck(state_root=root, container_ids=lambda: rt.ids)
     yield rt
     for cid in rt("list", "-q", check=False).stdout.decode().split():
         rt("delete", "--force", cid, check=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+
+from tinycontainer.linux._libc import AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_RDONLY
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,9 @@ def test_prepare_runc_default_config(bundle: Path, cgroup_sources: list[str]) ->
         ("mount", None, "/", None, C.MS_SLAVE | REC, None),
         ("mount", None, rootfs._mount_point_of(root), None, C.MS_PRIVATE, None),
         ("mount", "/", "/", None, BIND | REC, None),
+        # root.readonly: the whole subtree read-only at once, the top writable until finalize
+        ("mount_setattr", "/", "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0),
+        ("mount_setattr", "/", "", AT_EMPTY_PATH, 0, MOUNT_ATTR_RDONLY),
         ("mkdir", "/proc", 0o755),
         ("mount", "proc", "/proc", "proc", 0, None),
         ("mkdir", "/dev", 0o755),

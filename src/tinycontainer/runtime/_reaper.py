@@ -1,0 +1,62 @@
+"""``--init``: PID 1 stays a small reaper instead of becoming the user's program.
+
+A program that is PID 1 of a pid namespace gets no default signal actions (SIGTERM is ignored
+unless it installs a handler, pid_namespaces(7)) and inherits every orphan, which it usually
+never waits for. With ``--init`` the container's init (already non-dumpable, privileges
+dropped, seccomp loaded) forks the program, forwards every catchable signal to it, reaps all
+children, and exits with the program's status (128+N for a signal, like tini).
+Selected by the annotation ``org.tinycontainer.init: "true"``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
+
+ANNOTATION = "org.tinycontainer.init"
+_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+_NOT_FORWARDED = {signal.SIGCHLD}
+
+
+def run(exec_program: Callable[[], None]) -> NoReturn:
+    child = os.fork()
+    if child == 0:
+        for sig in signal.valid_signals():
+            if sig not in _UNCATCHABLE:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        try:
+            exec_program()
+        finally:
+            os._exit(127)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signal.valid_signals():
+        if sig in _UNCATCHABLE or sig in _NOT_FORWARDED:
+            continue
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    status = 0
+    while True:
+        try:
+            pid, wstatus = os.wait()
+        except ChildProcessError:
+            break
+        if pid == child:
+            code = os.waitstatus_to_exitcode(wstatus)
+            status = 128 - code if code < 0 else code
+            # Orphans left behind die with the namespace when we exit.
+            break
+    os._exit(status)
