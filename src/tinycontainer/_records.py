@@ -87,6 +87,8 @@ class Record:
     stop_timeout: float = 10.0
     log_max_size: int = 10 << 20
     log_max_files: int = 3
+    init: bool = False
+    """run a reaper as PID 1 (``--init``)"""
     state: str = "created"
     """created | running | exited | removing"""
     pid: int = 0

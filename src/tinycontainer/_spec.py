@@ -71,6 +71,8 @@ SECCOMP_UNCONFINED = "unconfined"
 DEFAULT_STOP_TIMEOUT = 10.0
 CPU_PERIOD_US = 100_000
 LABEL_PREFIX = "org.tinycontainer.label."
+# runtime/_reaper.py: PID 1 stays a small reaper that forwards signals to the program.
+INIT_ANNOTATION = "org.tinycontainer.init"
 # In host mode the caller's / is the root (read-only); these get private, empty tmpfs copies so
 # nothing the container writes reaches the host and no host socket under /run (docker.sock,
 # dbus) is reachable: a read-only mount does not stop connect(2) on a unix socket.
@@ -277,6 +279,9 @@ class Spec:
     container (RLIMIT_CPU for each process plus a cgroup-wide check; result reason
     "cpu-time"), ``wall_time`` seconds from start (result reason "wall-time").
 
+    ``init=True`` keeps a small reaper as PID 1 that forwards signals to the program (a
+    program that is PID 1 ignores SIGTERM unless it handles it, pid_namespaces(7)).
+
     Security: Docker's 14 capabilities, its seccomp profile, no_new_privileges, masked /proc
     paths; ``network="none"`` (only loopback) unless ``"host"``.
     """
@@ -307,6 +312,7 @@ class Spec:
     no_new_privileges: bool = True
     ulimits: Mapping[str, int | tuple[int, int]] = field(default_factory=dict)
     tty: bool = False
+    init: bool = False
     stop_signal: int | str | None = None
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     labels: Mapping[str, str] = field(default_factory=FrozenMap)
@@ -421,6 +427,8 @@ class Spec:
         annotations = dict(self.annotations)
         for key, value in self.labels.items():
             annotations[LABEL_PREFIX + key] = value
+        if self.init:
+            annotations[INIT_ANNOTATION] = "true"
         config.annotations = annotations or None
 
         # security (capabilities before seccomp: the default profile follows the capability set)
@@ -596,7 +604,9 @@ class Spec:
         labels = {}
         annotations = {}
         for key, value in (config.annotations or {}).items():
-            if key.startswith(LABEL_PREFIX):
+            if key == INIT_ANNOTATION:
+                kwargs["init"] = value == "true"
+            elif key.startswith(LABEL_PREFIX):
                 labels[key[len(LABEL_PREFIX) :]] = value
             else:
                 annotations[key] = value
@@ -787,7 +797,7 @@ def _check_security(spec: Spec) -> None:
         raise SpecError("'default', 'unconfined' or the path of a profile", field="seccomp")
     if spec.seccomp not in (SECCOMP_DEFAULT, SECCOMP_UNCONFINED) and not os.path.isabs(spec.seccomp):
         raise SpecError(f"{spec.seccomp!r}: 'default', 'unconfined' or an absolute path", field="seccomp")
-    for name in ("read_only", "privileged", "no_new_privileges", "tty"):
+    for name in ("read_only", "privileged", "no_new_privileges", "tty", "init"):
         if not isinstance(getattr(spec, name), bool):
             raise SpecError("must be True or False", field=name)
     if spec.privileged and spec.host_root:

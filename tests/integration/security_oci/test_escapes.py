@@ -170,9 +170,11 @@ def test_cve_2021_30465_mount_targets_through_symlinks_stay_inside(
     (src / "payload").write_text("from the bundle")
     before = tree_snapshot(str(canary))
     cfg = default_config(fresh_rootfs, ["sh", "-c", "ls /abs /rel /nest/up /abs/made/deep; cat /rel/b/payload"])
+    # The deep destinations come first: their missing parents get created (mkdir) before any
+    # mount could hide where they went.
     cfg["mounts"] += [
-        {"destination": "/abs", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
         {"destination": "/abs/made/deep", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+        {"destination": "/abs", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
         {"destination": "/rel/b", "type": "bind", "source": str(src), "options": ["rbind", "ro"]},
         {"destination": "/nest/up/c", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
     ]
@@ -215,19 +217,23 @@ def test_cve_2019_19921_proc_symlink_refused(oci: OCIRuntime, fresh_rootfs: str,
 # ---------------------------------------------------------------- CVE-2025-31133
 
 
-def test_cve_2025_31133_masking_uses_the_real_dev_null(oci: OCIRuntime, tmp_path: Any) -> None:
+@pytest.mark.parametrize("replacement", ["bind-file", "other-device"])
+def test_cve_2025_31133_masking_uses_the_real_dev_null(oci: OCIRuntime, tmp_path: Any, replacement: str) -> None:
     """CVE-2025-31133: maskedPaths are bind mounts of /dev/null; when the container replaced
-    /dev/null (a symlink, a file), runc bound that over procfs files instead. Here a config
-    mount puts a regular file at /dev/null: masking must refuse it (or still mask with 1:3)."""
+    /dev/null (a symlink, a file), runc bound that over procfs files instead. Here the config
+    puts a regular file (a bind mount) or another device (linux.devices, char 1:5) at
+    /dev/null: the runtime must refuse, or still mask with the real null device (char 1:3)."""
     fake = tmp_path / "fake-null"
     fake.write_text("NOT-NULL\n")
-    script = "stat -c '%F %t:%T' /proc/timer_list; head -c 64 /proc/timer_list"
+    script = "stat -c '%F %t:%T' /proc/timer_list; head -c 64 /proc/timer_list | wc -c"
     cfg = default_config(oci.rootfs, ["sh", "-c", script])
-    cfg["mounts"].append({"destination": "/dev/null", "type": "bind", "source": str(fake), "options": ["bind"]})
+    if replacement == "bind-file":
+        cfg["mounts"].append({"destination": "/dev/null", "type": "bind", "source": str(fake), "options": ["bind"]})
+    else:
+        cfg["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666}]
     r = oci("run", "--bundle", oci.bundle(None, cfg), oci.new_id(), check=False, timeout=60)
     if r.returncode == 0:
-        assert r.stdout.startswith(b"character special file 1:3"), r.stdout
-        assert b"NOT-NULL" not in r.stdout
+        assert r.stdout.split(b"\n")[:2] == [b"character special file 1:3", b"0"], r.stdout
     else:
         assert b"/dev/null" in r.stderr and b"Traceback" not in r.stderr, r.stderr
     assert fake.read_text() == "NOT-NULL\n"
