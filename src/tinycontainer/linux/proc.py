@@ -7,11 +7,10 @@ exits, and signalling or reporting that process would be wrong (runc ``refreshSt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ProcStat:
+class ProcStat(NamedTuple):
     pid: int
     state: str  # R, S, D, Z, T, t, X, I ...
     ppid: int

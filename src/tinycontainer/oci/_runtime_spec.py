@@ -13,7 +13,7 @@ from typing import Any
 from .._errors import SpecError
 from ._codec import encode, field_name, from_json
 
-OCI_VERSION = "1.2.0"
+from ._state import OCI_VERSION as OCI_VERSION
 
 
 @dataclass(kw_only=True)
@@ -308,22 +308,6 @@ class Config:
             if ns.type == ns_type:
                 return ns
         return None
-
-
-@dataclass(kw_only=True)
-class State:
-    """The OCI state document printed by ``state`` (runtime-spec runtime.md)."""
-
-    oci_version: str = OCI_VERSION
-    id: str
-    status: str
-    pid: int = 0
-    bundle: str
-    annotations: dict[str, str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = encode(self)
-        return result
 
 
 def resources_from_dict(data: object) -> Resources:

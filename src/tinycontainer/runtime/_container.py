@@ -89,13 +89,19 @@ class Container:
         return cgroups.load_manager(saved)
 
     def _frozen(self) -> bool:
-        mgr = self._manager()
-        if mgr is None:
+        # Read the freezer file recorded at create instead of loading the cgroup driver:
+        # `state` is on podman's hot path.
+        path = str(self._state.get("freeze_file") or "")
+        if not path:
             return False
         try:
-            return bool(mgr.frozen())
-        except (OSError, TinyContainerError):
+            with open(path) as f:
+                text = f.read()
+        except OSError:
             return False
+        if path.endswith("freezer.state"):
+            return text.strip() == "FROZEN"
+        return "frozen 1" in text.splitlines()
 
     @property
     def status(self) -> Status:
@@ -117,6 +123,19 @@ class Container:
         with open(path, "rb") as f:
             return oci.Config.from_json(f.read())
 
+    def _has_hooks(self, stage: str) -> bool:
+        """A look at the raw config: most containers have no hooks, and decoding the whole
+        config would cost more than the command itself."""
+        import json
+
+        try:
+            with open(os.path.join(self.state_dir, _store.CONFIG_COPY), "rb") as f:
+                raw = json.loads(f.read())
+        except (OSError, ValueError):
+            return False
+        hooks = raw.get("hooks") if isinstance(raw, dict) else None
+        return isinstance(hooks, dict) and bool(hooks.get(stage))
+
     # ------------------------------------------------------------------ operations
     def start(self) -> None:
         with self._store.locked(self.id):
@@ -126,6 +145,8 @@ class Container:
                 raise WrongStatus(self.id, status.value, "created")
             if not _store.signal_fifo(self.state_dir):
                 raise TinyContainerError(f"container {self.id!r} init exited before start")
+        if not self._has_hooks("poststart"):
+            return
         config = self.config()
         if config.hooks and config.hooks.poststart:
             from ._hooks import hook_state, run_hooks
@@ -229,9 +250,10 @@ class Container:
             if mgr is not None:
                 mgr.destroy()
             poststop = None
-            with contextlib.suppress(Exception):
-                cfg = self.config()
-                poststop = cfg.hooks.poststop if cfg.hooks else None
+            if self._has_hooks("poststop"):
+                with contextlib.suppress(Exception):
+                    cfg = self.config()
+                    poststop = cfg.hooks.poststop if cfg.hooks else None
             if poststop:
                 from ._hooks import hook_state, run_hooks
                 from ._log import warn

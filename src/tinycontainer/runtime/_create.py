@@ -254,6 +254,7 @@ def create(
         # Saved after create(): it records which parent directories it made, so that
         # delete removes exactly those.
         state["cgroup"] = manager.to_dict()
+        state["freeze_file"] = _freeze_file(manager)
         store.write(container_id, state)
         manager.apply(init_pid)
         if resources is not None or not options.rootless:
@@ -277,7 +278,9 @@ def create(
         hooks = config.hooks
         if hooks and (hooks.prestart or hooks.create_runtime):
             _sync.recv(parent_sock, _sync.HOOKS, SETUP_TIMEOUT)
-            hstate = _hooks.hook_state(container_id, "creating", init_pid, bundle, config.annotations)
+            # runtime-spec state.md: "created" is the status once the environment exists (after
+            # lifecycle step 2); prestart/createRuntime hooks are steps 3-4 (runtime.md), as crun does.
+            hstate = _hooks.hook_state(container_id, "created", init_pid, bundle, config.annotations)
             _hooks.run_hooks(hooks.prestart, hstate, "prestart")
             _hooks.run_hooks(hooks.create_runtime, hstate, "createRuntime")
             _sync.send(parent_sock, _sync.HOOKS_DONE)
@@ -313,6 +316,15 @@ def create(
         if child_sock is not None:
             child_sock.close()
     return Created(pid=init_pid, state=state, console_fd=console_fd)
+
+
+def _freeze_file(manager: _cgroups.CgroupManager) -> str:
+    paths = manager.paths()
+    if "freezer" in paths:
+        return os.path.join(paths["freezer"], "freezer.state")
+    if "unified" in paths:
+        return os.path.join(paths["unified"], "cgroup.events")
+    return ""
 
 
 def _with_devices(resources: oci.Resources | None, config: oci.Config) -> oci.Resources:

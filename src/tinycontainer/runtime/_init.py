@@ -140,7 +140,10 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     # /proc/PID/exe (the host interpreter) opened by processes in the container.
     sys.prctl(C.PR_SET_DUMPABLE, 0)
 
-    joined_mnt = "mount" in (ctx.join_paths or {})
+    # A joined mount namespace (linux.namespaces[].path) still gets config.root and config.mounts
+    # set up inside it, as runc and crun do (runtime-spec config-linux.md: only *where* the
+    # process lives changes). _validate refuses joining the runtime's own mount namespace.
+    joined_mnt = False
     console_master: int | None = None
     console_slave: int | None = None
     if not joined_mnt:
@@ -161,7 +164,8 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
         # (5) prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them
         _sync.send(ctx.sock, _sync.HOOKS)
         _sync.recv(ctx.sock, _sync.HOOKS_DONE)
-    state = _hooks.hook_state(ctx.container_id, "creating", os.getpid(), ctx.bundle, config.annotations)
+    # "created", as for prestart in _create (runtime-spec state.md: the environment exists)
+    state = _hooks.hook_state(ctx.container_id, "created", os.getpid(), ctx.bundle, config.annotations)
     if hooks and hooks.create_container:
         _hooks.run_hooks(hooks.create_container, state, "createContainer")
 

@@ -131,6 +131,33 @@ def check_namespaces(config: oci.Config, ctx: Context) -> None:
         raise SpecError("setting the hostname needs a uts namespace", field="hostname")
     if linux and linux.time_offsets and "time" not in seen:
         raise SpecError("time offsets need a time namespace", field="linux.timeOffsets")
+    _check_mount_namespace(config)
+
+
+def _check_mount_namespace(config: oci.Config) -> None:
+    """Refuse to build a rootfs in the caller's mount namespace.
+
+    Without a mount namespace of its own the init would make the caller's / rslave, mount
+    config.mounts into it and pivot_root(2), which moves the root of *every* process of that
+    namespace (pivot_root(2): "changes the root directory ... of each process ... in the same
+    mount namespace"); on the host that is the whole machine. runc instead chroots and leaks
+    the mounts into the caller (runtime-tools linux_ns_itype left 42 behind); we refuse.
+    """
+    mnt = config.namespace("mount")
+    if mnt is None:
+        raise SpecError(
+            "a container needs a mount namespace (new or joined): tinycontainer never sets up a rootfs "
+            "in the caller's mount namespace",
+            field="linux.namespaces",
+        )
+    if mnt.path is not None:
+        own = os.stat("/proc/self/ns/mnt")
+        joined = os.stat(mnt.path)
+        if (joined.st_dev, joined.st_ino) == (own.st_dev, own.st_ino):
+            raise SpecError(
+                f"{mnt.path} is the runtime's own mount namespace: the rootfs would be set up in it",
+                field="linux.namespaces",
+            )
 
 
 def check_mounts(config: oci.Config, ctx: Context) -> None:

@@ -93,12 +93,38 @@ static int cmd_fds(void) {
     return 0;
 }
 
+/* alloc MB: allocate and touch MB mebibytes (for the memory limit). */
+static int cmd_alloc(char **argv) {
+    long mb = atol(argv[0]);
+    for (long i = 0; i < mb; i++) {
+        char *p = malloc(1 << 20);
+        if (!p) { printf("alloc=ENOMEM after %ld\n", i); return 1; }
+        memset(p, 1, 1 << 20);
+    }
+    printf("alloc=ok\n");
+    return 0;
+}
+
+/* forks MAX: fork children that sleep until MAX exist or fork(2) fails (for the pids limit). */
+static int cmd_forks(char **argv) {
+    long max = atol(argv[0]), n = 0;
+    for (; n < max; n++) {
+        pid_t pid = fork();
+        if (pid < 0) break;
+        if (pid == 0) { sleep(30); _exit(0); }
+    }
+    printf("forked=%ld errno=%s\n", n, n < max ? strerrorname_np(errno) : "none");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 5 && strcmp(argv[1], "exe") == 0) return cmd_exe(argv + 2);
     if (argc >= 3 && strcmp(argv[1], "tiocsti") == 0) return cmd_tiocsti(argv + 2);
     if (argc >= 2 && strcmp(argv[1], "keyctl") == 0) return cmd_keyctl();
     if (argc >= 2 && strcmp(argv[1], "fds") == 0) return cmd_fds();
-    fprintf(stderr, "usage: probe exe DEV INO MS | tiocsti TEXT | keyctl | fds\n");
+    if (argc >= 3 && strcmp(argv[1], "alloc") == 0) return cmd_alloc(argv + 2);
+    if (argc >= 3 && strcmp(argv[1], "forks") == 0) return cmd_forks(argv + 2);
+    fprintf(stderr, "usage: probe exe DEV INO MS | tiocsti TEXT | keyctl | fds | alloc MB | forks MAX\n");
     return 64;
 }
