@@ -17,6 +17,7 @@ Container cgroups go beneath this process's own memory cgroup and are removed at
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -115,6 +116,7 @@ def console_script() -> str:
 def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
     py = os.path.realpath(sys.executable)
     lean = LEAN_ENTRY.format(src=SRC)
+    bwrap = ["bwrap", "--unshare-all", "--ro-bind", f"{bundle}/rootfs", "/", "--proc", "/proc", "--dev", "/dev"]
     imports = (
         f"import sys; sys.path[:0] = [{SRC!r}]; import {', '.join(RUN_PATH_MODULES)}; "
         "from tinycontainer.cli.oci import build_parser; build_parser().parse_args(['run', 'x'])"
@@ -128,11 +130,7 @@ def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
         ),
         Contender("runc", lambda i: ["runc", "--root", roots["runc"], "run", "--bundle", bundle, i]),
         Contender("crun", lambda i: ["crun", "--root", roots["crun"], "run", "--bundle", bundle, i]),
-        Contender(
-            "bwrap --unshare-all",
-            lambda i: ["bwrap", "--unshare-all", "--ro-bind", f"{bundle}/rootfs", "/", "--proc", "/proc",
-                       "--dev", "/dev", "/bin/true"],
-        ),  # fmt: skip
+        Contender("bwrap --unshare-all", lambda i: [*bwrap, "/bin/true"]),
         # Where the time goes: the same lean interpreter doing only part of the work.
         Contender("lean: imports of the run path + parser, no container", lambda i: [py, "-I", "-S", "-c", imports]),
         Contender("python3 -I -S -c pass", lambda i: [py, "-I", "-S", "-c", "pass"]),
@@ -207,10 +205,13 @@ def syscall_counts(cs: list[Contender]) -> dict[str, Any]:
             argv = ["strace", "-f", "-c", "-o", tf.name, *c.argv_for(f"bench-{uuid.uuid4().hex[:12]}")]
             subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=False, timeout=120)  # fmt: skip
-            text = open(tf.name).read()
+            text = tf.read().decode()
         total = re.search(r"^\S+\s+\S+\s+\S+\s+(\d+)\s+(\d+)?\s*total$", text, re.M)
-        rows = [r for r in re.findall(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", text, re.M)
-                if r[1] != "total"]
+        rows = [
+            r
+            for r in re.findall(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", text, re.M)
+            if r[1] != "total"
+        ]
         out[c.name] = {
             "total": int(total.group(1)) if total else None,
             "top": dict(sorted(((n, int(k)) for k, n in rows), key=lambda t: -t[1])[:8]),
@@ -222,7 +223,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
     lines = [
         f"# Start-to-exit of /bin/true ({meta['rounds']} interleaved rounds, {meta['date']})",
         "",
-        f"Host: {meta['host']}; Python {meta['python']}; {meta['cpus']} CPUs. Wall = fork to wait4; CPU = child rusage.",
+        f"Host: {meta['host']}; Python {meta['python']}; {meta['cpus']} CPUs.",
+        "Wall = fork to wait4; CPU = the child's rusage (user + system, with the descendants it reaped).",
         "",
         "| command | median ms | p90 ms | min ms | CPU ms | x crun | x runc |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -235,10 +237,14 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
     for label, key in (("console script (site on)", "imports_console"), ("lean (-I -S)", "imports_lean")):
         imp = extra.get(key)
         if imp:
-            lines += ["", f"Imports during one `tcontainer-oci run`, {label}: {imp['modules']} modules "
-                      f"({imp['tinycontainer_modules']} of tinycontainer), {imp['total_self_ms']} ms self time in total "
-                      f"({imp['tinycontainer_self_ms']} ms in tinycontainer's own modules); heaviest top-level: "
-                      + ", ".join(f"{k} {v}" for k, v in list(imp["top_level_cumulative_ms"].items())[:5])]  # fmt: skip
+            heaviest = ", ".join(f"{k} {v}" for k, v in list(imp["top_level_cumulative_ms"].items())[:5])
+            lines += [
+                "",
+                f"Imports during one `tcontainer-oci run`, {label}: {imp['modules']} modules "
+                f"({imp['tinycontainer_modules']} of tinycontainer), {imp['total_self_ms']} ms self time in total "
+                f"({imp['tinycontainer_self_ms']} ms in tinycontainer's own modules); heaviest top-level (ms, "
+                f"cumulative): {heaviest}",
+            ]
     sc = extra.get("syscalls") or {}
     if sc:
         lines += ["", "| command | syscalls (strace -f -c) | most frequent |", "|---|---:|---|"]
@@ -247,14 +253,17 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
     return "\n".join(lines) + "\n"
 
 
+def first_line(argv: list[str]) -> str:
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+    return out[0] if out else ""
+
+
 def remove_cgroup(path: str, created: dict[str, list[str]]) -> None:
     for hierarchy, missing in created.items():
         top = os.path.join(hierarchy, path.lstrip("/"))
         for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
-            except OSError:
-                pass
         for d in missing[1:]:
             try:
                 os.rmdir(d)
@@ -324,11 +333,7 @@ def main() -> int:
         "host": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "versions": {
-            tool: subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
-            for tool in ("runc", "crun", "bwrap")
-            if shutil.which(tool)
-        },
+        "versions": {tool: first_line([tool, "--version"]) for tool in ("runc", "crun", "bwrap") if shutil.which(tool)},
     }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "start_latency.json"), "w") as f:

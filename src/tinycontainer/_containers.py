@@ -307,13 +307,13 @@ def exec_process_for(container: Container, request: ExecRequest) -> oci.Process:
             raise SpecError(f"--workdir {request.workdir!r} must be an absolute path")
         process.cwd = request.workdir
     if request.env:
-        env = {item.partition("=")[0]: item for item in process.env or []}
+        merged = {item.partition("=")[0]: item for item in process.env or []}
         for item in request.env:
             key, eq, _ = item.partition("=")
             if not key:
                 raise SpecError(f"--env {item!r}: expected KEY=VALUE")
-            env[key] = item if eq else f"{key}={os.environ.get(key, '')}"
-        process.env = list(env.values())
+            merged[key] = item if eq else f"{key}={os.environ.get(key, '')}"
+        process.env = list(merged.values())
     if request.tty and not any(e.startswith("TERM=") for e in process.env or []):
         process.env = [*(process.env or []), "TERM=xterm"]
     if request.user:
@@ -324,8 +324,8 @@ def exec_process_for(container: Container, request: ExecRequest) -> oci.Process:
             root = os.path.join(container.bundle, root)
         uid, gid, extra, home_dir = passwd_resolver(root)(request.user)
         process.user = oci.User(uid=uid, gid=gid, additional_gids=list(extra) or None, umask=process.user.umask)
-        env = [e for e in process.env or [] if not e.startswith("HOME=")]
-        process.env = [*env, f"HOME={home_dir or ('/root' if uid == 0 else '/')}"]
+        kept = [e for e in process.env or [] if not e.startswith("HOME=")]
+        process.env = [*kept, f"HOME={home_dir or ('/root' if uid == 0 else '/')}"]
     return process
 
 

@@ -190,7 +190,7 @@ class _Monitor:
         self.attached = attached
         self.store = RecordStore(dirs)
         self.init_pid = 0
-        self.stop_signal = signal.SIGTERM
+        self.stop_signal: int = signal.SIGTERM
 
     def _tell(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
         if self.chan is None:

@@ -130,7 +130,7 @@ class Record:
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime.datetime | None:
@@ -145,19 +145,22 @@ def parse_iso(text: str) -> datetime.datetime | None:
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise SpecError(
-            f"invalid container name {name[:80]!r}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+            f"invalid container name {name[:80]!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
         )
     return name
 
 
 _ADJECTIVES = (
-    "brave busy calm clever cosy eager fast fond gentle happy jolly keen kind lucid merry nifty "
-    "proud quick quiet sharp shy silly sleepy smart stoic swift tender tidy vivid wise witty zealous"
-).split()
+    "brave", "busy", "calm", "clever", "cosy", "eager", "fast", "fond", "gentle", "happy", "jolly", "keen",
+    "kind", "lucid", "merry", "nifty", "proud", "quick", "quiet", "sharp", "shy", "silly", "sleepy", "smart",
+    "stoic", "swift", "tender", "tidy", "vivid", "wise", "witty", "zealous",
+)
 _NOUNS = (
-    "ant badger bee bison crane crow deer dingo eagle ferret finch fox gecko heron ibis koala lemur "
-    "lynx marmot mole newt otter owl panda puffin quail raven seal shrew stoat swan tapir toad wren yak"
-).split()
+    "ant", "badger", "bee", "bison", "crane", "crow", "deer", "dingo", "eagle", "ferret", "finch", "fox",
+    "gecko", "heron", "ibis", "koala", "lemur", "lynx", "marmot", "mole", "newt", "otter", "owl", "panda",
+    "puffin", "quail", "raven", "seal", "shrew", "stoat", "swan", "tapir", "toad", "wren", "yak",
+)
 
 
 def generate_name() -> str:

@@ -24,6 +24,7 @@ class StdioPlan:
         self.child: list[int | None] = [None, None, None]
         self.parent: list[int | None] = [None, None, None]
         self._owned: list[int] = []
+        self._piped: set[int] = set()
         try:
             self._setup(0, stdin)
             self._setup(1, stdout)
@@ -45,6 +46,7 @@ class StdioPlan:
             else:
                 self.child[index], self.parent[index] = write_end, read_end
             self._owned.append(self.child[index])  # type: ignore[arg-type]
+            self._piped.add(index)
             return
         if arg == DEVNULL:
             fd = os.open(os.devnull, os.O_RDONLY if index == 0 else os.O_WRONLY | os.O_CLOEXEC)
@@ -63,6 +65,9 @@ class StdioPlan:
             with contextlib.suppress(Exception):
                 arg.flush()
         self.child[index] = fileno()
+
+    def parent_was_pipe(self, index: int) -> bool:
+        return index in self._piped
 
     @property
     def child_fds(self) -> tuple[int | None, int | None, int | None]:

@@ -59,7 +59,7 @@ def main(channel_fd: int = CHANNEL_FD) -> NoReturn:
             _ExecMonitor(sock, request).run()
         else:
             _RunMonitor(sock, request).run()
-    except BaseException:  # noqa: BLE001 - the monitor must never print a traceback
+    except BaseException:
         code = 1
     os._exit(code)
 

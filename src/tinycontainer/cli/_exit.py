@@ -29,7 +29,7 @@ class LogTarget:
     def write(self, level: str, message: str) -> None:
         if not self.path:
             return
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": message, "time": now})
         else:

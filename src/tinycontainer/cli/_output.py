@@ -40,7 +40,7 @@ def _seconds_since(text: str, now: datetime.datetime) -> float | None:
 
 def status_text(record: Record, state: str, now: datetime.datetime | None = None) -> str:
     """docker ps's STATUS column: 'Up 3 seconds', 'Exited (0) 2 minutes ago', 'Created'."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     if state in ("running", "paused"):
         up = _seconds_since(record.started_at, now)
         text = f"Up {human_ago(up or 0)}"
@@ -55,7 +55,7 @@ def status_text(record: Record, state: str, now: datetime.datetime | None = None
 
 
 def created_text(record: Record, now: datetime.datetime | None = None) -> str:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     ago = _seconds_since(record.created, now)
     return f"{human_ago(ago)} ago" if ago is not None else record.created
 

@@ -56,16 +56,16 @@ def parse_duration(text: str, what: str = "duration") -> float:
 
 def parse_since(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
     """``--since``: an RFC 3339 time, a Unix timestamp, or a duration back from now (``10m``)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     stripped = text.strip()
     try:
         parsed = datetime.datetime.fromisoformat(stripped.replace("Z", "+00:00"))
     except ValueError:
         pass
     else:
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
     if re.fullmatch(r"\d+(\.\d+)?", stripped):
-        return datetime.datetime.fromtimestamp(float(stripped), datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(float(stripped), datetime.UTC)
     try:
         seconds = parse_duration(stripped, "--since")
     except SpecError:

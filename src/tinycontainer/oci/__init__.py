@@ -15,33 +15,89 @@ from ._state import State as State
 if TYPE_CHECKING:
     from ._runtime_spec import (
         CPU as CPU,
+    )
+    from ._runtime_spec import (
         BlockIO as BlockIO,
+    )
+    from ._runtime_spec import (
         Capabilities as Capabilities,
+    )
+    from ._runtime_spec import (
         Config as Config,
+    )
+    from ._runtime_spec import (
         ConsoleSize as ConsoleSize,
+    )
+    from ._runtime_spec import (
         Device as Device,
+    )
+    from ._runtime_spec import (
         DeviceRule as DeviceRule,
+    )
+    from ._runtime_spec import (
         Hook as Hook,
+    )
+    from ._runtime_spec import (
         Hooks as Hooks,
+    )
+    from ._runtime_spec import (
         HugepageLimit as HugepageLimit,
+    )
+    from ._runtime_spec import (
         IDMapping as IDMapping,
+    )
+    from ._runtime_spec import (
         Linux as Linux,
+    )
+    from ._runtime_spec import (
         Memory as Memory,
+    )
+    from ._runtime_spec import (
         Mount as Mount,
+    )
+    from ._runtime_spec import (
         Namespace as Namespace,
+    )
+    from ._runtime_spec import (
         Personality as Personality,
+    )
+    from ._runtime_spec import (
         Pids as Pids,
+    )
+    from ._runtime_spec import (
         Process as Process,
+    )
+    from ._runtime_spec import (
         Resources as Resources,
+    )
+    from ._runtime_spec import (
         Rlimit as Rlimit,
+    )
+    from ._runtime_spec import (
         Root as Root,
+    )
+    from ._runtime_spec import (
         Seccomp as Seccomp,
+    )
+    from ._runtime_spec import (
         Syscall as Syscall,
+    )
+    from ._runtime_spec import (
         SyscallArg as SyscallArg,
+    )
+    from ._runtime_spec import (
         ThrottleDevice as ThrottleDevice,
+    )
+    from ._runtime_spec import (
         TimeOffset as TimeOffset,
+    )
+    from ._runtime_spec import (
         User as User,
+    )
+    from ._runtime_spec import (
         WeightDevice as WeightDevice,
+    )
+    from ._runtime_spec import (
         resources_from_dict as resources_from_dict,
     )
 

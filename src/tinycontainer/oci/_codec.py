@@ -7,13 +7,14 @@ naming the dotted path (``process.user.uid: expected an integer, got str``).
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from .._errors import SpecError
+from ._record import fields as _record_fields
+from ._record import is_record
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ def json_name(python_name: str) -> str:
 def _fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
     hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):
+    for f in _record_fields(cls):
         out.append((f.name, f.metadata.get(_JSON_NAME, json_name(f.name)), hints[f.name]))
     return tuple(out)
 
@@ -46,7 +47,7 @@ def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is list:
         return "a list"
-    if origin is dict or dataclasses.is_dataclass(tp):
+    if origin is dict or is_record(tp):
         return "an object"
     return str(tp)
 
@@ -72,7 +73,7 @@ def decode(tp: Any, value: object, path: str) -> Any:
         return decode(args[0], value, path)
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+    if is_record(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise SpecError(f"expected an object, got {_json_type(value)}", field=path)
         kwargs: dict[str, Any] = {}
@@ -114,7 +115,7 @@ def decode(tp: Any, value: object, path: str) -> Any:
 
 
 def encode(value: object) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if is_record(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         for py_name, js_name, _ in _fields(type(value)):
             v = getattr(value, py_name)

@@ -9,12 +9,10 @@ runc and podman point by point. Where we differ from Docker it is on the safe si
 from __future__ import annotations
 
 import copy
-import glob
 import json
 import os
 from collections.abc import Iterable
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from .._errors import SpecError
@@ -134,7 +132,7 @@ _CAP_RULES = "capabilityRules"
 @cache
 def _profile_data() -> dict[str, Any]:
     text = (
-        resources.files("tinycontainer")
+        _resources().files("tinycontainer")
         .joinpath(_PROFILE_RESOURCE[0])
         .joinpath(_PROFILE_RESOURCE[1])
         .read_text(encoding="utf-8")
@@ -211,6 +209,8 @@ def default_mounts(*, rootless: bool = False) -> list[Mount]:
 
 
 def default_masked_paths() -> list[str]:
+    import glob
+
     return [*DOCKER_MASKED_PATHS, *sorted(glob.glob(THERMAL_THROTTLE_GLOB))]
 
 
@@ -356,3 +356,11 @@ __all__ = [
     "privileged",
     "with_capabilities",
 ]
+
+
+def _resources() -> Any:
+    # Imported on use: importlib.resources costs ~8 ms, and the capability tables of this
+    # module are needed by every container start while the profile is not.
+    from importlib import resources
+
+    return resources

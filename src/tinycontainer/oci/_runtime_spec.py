@@ -7,22 +7,21 @@ Only Linux fields are modelled; unknown properties are ignored on load, as the s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import SpecError
 from ._codec import encode, field_name, from_json
-
+from ._record import field, record
 from ._state import OCI_VERSION as OCI_VERSION
 
 
-@dataclass(kw_only=True)
+@record
 class Root:
     path: str
     readonly: bool = False
 
 
-@dataclass(kw_only=True)
+@record
 class Mount:
     destination: str
     source: str | None = None
@@ -32,7 +31,7 @@ class Mount:
     gid_mappings: list[IDMapping] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -41,13 +40,13 @@ class User:
     username: str | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class ConsoleSize:
     height: int
     width: int
 
 
-@dataclass(kw_only=True)
+@record
 class Capabilities:
     bounding: list[str] | None = None
     effective: list[str] | None = None
@@ -56,14 +55,14 @@ class Capabilities:
     ambient: list[str] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Rlimit:
     type: str
     hard: int
     soft: int
 
 
-@dataclass(kw_only=True)
+@record
 class Process:
     args: list[str] | None = None
     command_line: str | None = None
@@ -80,7 +79,7 @@ class Process:
     selinux_label: str | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Hook:
     path: str
     args: list[str] | None = None
@@ -88,7 +87,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Hooks:
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
@@ -98,20 +97,20 @@ class Hooks:
     poststop: list[Hook] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Namespace:
     type: str
     path: str | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class IDMapping:
     container_id: int = field(metadata=field_name("containerID"))
     host_id: int = field(metadata=field_name("hostID"))
     size: int
 
 
-@dataclass(kw_only=True)
+@record
 class Device:
     type: str
     path: str
@@ -122,7 +121,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class DeviceRule:
     allow: bool
     type: str | None = None
@@ -131,7 +130,7 @@ class DeviceRule:
     access: str | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Memory:
     limit: int | None = None
     reservation: int | None = None
@@ -144,7 +143,7 @@ class Memory:
     check_before_update: bool | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class CPU:
     shares: int | None = None
     quota: int | None = None
@@ -157,12 +156,12 @@ class CPU:
     idle: int | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Pids:
     limit: int
 
 
-@dataclass(kw_only=True)
+@record
 class WeightDevice:
     major: int
     minor: int
@@ -170,14 +169,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class ThrottleDevice:
     major: int
     minor: int
     rate: int
 
 
-@dataclass(kw_only=True)
+@record
 class BlockIO:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -192,13 +191,13 @@ class BlockIO:
     )
 
 
-@dataclass(kw_only=True)
+@record
 class HugepageLimit:
     page_size: str
     limit: int
 
 
-@dataclass(kw_only=True)
+@record
 class Resources:
     devices: list[DeviceRule] | None = None
     memory: Memory | None = None
@@ -209,7 +208,7 @@ class Resources:
     unified: dict[str, str] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class SyscallArg:
     index: int
     value: int
@@ -217,7 +216,7 @@ class SyscallArg:
     value_two: int | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Syscall:
     names: list[str]
     action: str
@@ -225,7 +224,7 @@ class Syscall:
     args: list[SyscallArg] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Seccomp:
     default_action: str
     default_errno_ret: int | None = None
@@ -236,19 +235,19 @@ class Seccomp:
     syscalls: list[Syscall] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class TimeOffset:
     secs: int = 0
     nanosecs: int = 0
 
 
-@dataclass(kw_only=True)
+@record
 class Personality:
     domain: str
     flags: list[str] | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Linux:
     namespaces: list[Namespace] | None = None
     uid_mappings: list[IDMapping] | None = None
@@ -266,7 +265,7 @@ class Linux:
     personality: Personality | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Config:
     """A bundle's ``config.json``."""
 

@@ -8,11 +8,9 @@ create leaves no process, cgroup or state behind.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
-import shutil
 import signal
-import subprocess
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +62,8 @@ def load_bundle_config(bundle: str) -> oci.Config:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
 
 
 def _unshare_flags(config: oci.Config) -> tuple[int, dict[str, str], bool, bool]:
@@ -142,6 +141,9 @@ def write_id_maps(pid: int, config: oci.Config, rootless: bool) -> None:
         return
     # Rootless: only the setuid helpers from the uidmap package may map more than our own id
     # (user_namespaces(7), "Defining user and group ID mappings").
+    import shutil
+    import subprocess
+
     for tool, maps in (("newuidmap", uid_maps), ("newgidmap", gid_maps)):
         exe = shutil.which(tool) or f"/usr/bin/{tool}"
         args = [exe, str(pid)]
@@ -171,6 +173,9 @@ def create(
         config = load_bundle_config(bundle)
     validate(config, bundle, console_socket=options.console_socket, detached=options.detached and not options.keep_console)
     plan = _plan(config, options)
+    if config.hooks is not None:
+        import subprocess  # noqa: F401  (hooks run in the child: nothing may be imported there)
+
     flags, join, new_user, new_cgroup = _unshare_flags(config)
     sys = syscalls or LinuxSyscalls()
     linux = config.linux
@@ -328,10 +333,10 @@ def _freeze_file(manager: _cgroups.CgroupManager) -> str:
 
 
 def _with_devices(resources: oci.Resources | None, config: oci.Config) -> oci.Resources:
-    import dataclasses
+    from ..oci._record import replace
 
     base = resources if resources is not None else oci.Resources()
-    return dataclasses.replace(base, devices=device_rules(config))
+    return replace(base, devices=device_rules(config))
 
 
 def _rootfs_path(config: oci.Config, bundle: str) -> str:
@@ -345,8 +350,6 @@ def _reap(pid: int) -> None:
 
 
 def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while proc.is_alive(pid, start) and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -7,7 +7,6 @@ warning for poststart/poststop, which never stop the remaining hooks from runnin
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 from .. import oci
@@ -19,6 +18,9 @@ class HookFailed(TinyContainerError):
 
 
 def run_hook(hook: oci.Hook, state: dict[str, Any], stage: str) -> None:
+    # Imported here: most containers have no hooks. create imports it before fork when they do.
+    import subprocess
+
     args = hook.args or [hook.path]
     env = {}
     for item in hook.env or []:

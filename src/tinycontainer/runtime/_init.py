@@ -105,11 +105,14 @@ def _write_time_offsets(config: oci.Config) -> None:
 
 
 def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
-    ready = False
     try:
-        ready = _init(ctx, opened)
+        _init(ctx, opened)
     except BaseException as exc:
-        if not ready:
+        # _init closes the socket right after READY: from then on the parent has gone (create
+        # returned), so a failure of execve(2) itself (E2BIG for a 20 MB environment, ENOEXEC)
+        # can only go to the container's stderr, with runc's 126/127. Before this check the
+        # error went to the closed socket and vanished, leaving a bare exit status 1.
+        if ctx.sock.fileno() != -1:
             _sync.send_error(ctx.sock, exc)
             os._exit(1)
         _report_late(exc)

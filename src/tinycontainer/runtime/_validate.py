@@ -25,6 +25,9 @@ RLIMITS.setdefault("RLIMIT_MSGQUEUE", 12)
 RLIMITS.setdefault("RLIMIT_SIGPENDING", 11)
 RLIMITS.setdefault("RLIMIT_LOCKS", 10)
 
+# (uid_t)-1 = 4294967295 is the "no change" value of the set*id(2) calls, never a real id.
+MAX_ID = 0xFFFFFFFF
+
 SECCOMP_ACTIONS = {
     "SCMP_ACT_KILL",
     "SCMP_ACT_KILL_PROCESS",
@@ -83,6 +86,13 @@ def check_process(config: oci.Config, ctx: Context) -> None:
     for i, arg in enumerate(proc.args):
         if "\0" in arg:
             raise SpecError("contains a NUL byte", field=f"process.args[{i}]")
+    # uid_t is 32 bits and (uid_t)-1 means "leave unchanged" to setresuid(2)/setresgid(2): a
+    # config uid of -1 (or 4294967295) would silently keep the runtime's root.
+    ids = [("process.user.uid", proc.user.uid), ("process.user.gid", proc.user.gid)]
+    ids += [(f"process.user.additionalGids[{i}]", g) for i, g in enumerate(proc.user.additional_gids or [])]
+    for field, value in ids:
+        if value is not None and not 0 <= value < MAX_ID:
+            raise SpecError(f"{value} is not a valid id (0 to {MAX_ID - 1})", field=field)
     if proc.terminal and ctx.detached and not ctx.console_socket:
         raise SpecError("process.terminal is true: --console-socket is required for a detached container")
     if ctx.console_socket and not proc.terminal:

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -145,7 +144,8 @@ class Podman:
             check=False,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} -> {proc.returncode}\n{proc.stderr.decode(errors='replace')}")
+            err = proc.stderr.decode(errors="replace")
+            raise AssertionError(f"podman {' '.join(args)} -> {proc.returncode}\n{err}")
         return proc
 
     def run_args(self, *args: str) -> list[str]:
@@ -172,7 +172,7 @@ def _unmount_beneath(base: str) -> None:
 def podman() -> Iterator[Podman]:
     if os.geteuid() != 0:
         pytest.skip("podman tests run rootful")
-    if shutil.which("podman") is None or shutil.which("conmon") is None and not os.path.exists("/usr/bin/conmon"):
+    if shutil.which("podman") is None or shutil.which("conmon") is None:
         pytest.skip("podman and conmon are not installed (apt-get install podman)")
     if not busybox_available():
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")

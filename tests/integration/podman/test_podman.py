@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from tests.integration.podman.conftest import IMAGE, Podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(180)]
@@ -78,7 +77,8 @@ def test_memory_limit_oom_kills(podman: Podman) -> None:
     assert podman(*podman.run_args("--rm", "--memory", "64m", IMAGE, *hog), check=False).returncode == 137
     # the same allocation under a larger limit succeeds, so 137 above is the limit's doing
     assert podman(*podman.run_args("--rm", "--memory", "512m", IMAGE, *hog), check=False).returncode == 0
-    out = podman(*podman.run_args("--rm", "--memory", "64m", IMAGE, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+    limit_file = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    out = podman(*podman.run_args("--rm", "--memory", "64m", IMAGE, "cat", limit_file))
     assert out.stdout.strip() == b"67108864"
 
 

@@ -204,9 +204,19 @@ class V1Manager(BaseManager):
         mem, swap = V.memory_and_swap(m)
         reservation = V.limit(m.reservation, f"{R}.memory.reservation")
         swappiness = V.in_range(m.swappiness, f"{R}.memory.swappiness", 0, 100, zero_unset=False)
-        # kernel/kernelTCP: kmem limits are deprecated and refused by current kernels; runc
-        # ignores them too. Accepted and ignored.
-        if mem is None and swap is None and reservation is None and swappiness is None and not m.disable_oom_killer:
+        # kernel: the kmem limit is deprecated; kernels since 5.16 accept the write and ignore it
+        # (the file stays at "unlimited"), so it is accepted and ignored, as runc does.
+        # kernelTCP still works on v1 (memory.kmem.tcp.limit_in_bytes), so it is written when
+        # the kernel has the file, as runc and crun do.
+        kernel_tcp = V.limit(m.kernel_tcp, f"{R}.memory.kernelTCP")
+        if (
+            mem is None
+            and swap is None
+            and reservation is None
+            and swappiness is None
+            and kernel_tcp is None
+            and not m.disable_oom_killer
+        ):
             return out
         d = self._need("memory", "linux.resources.memory")
         if swap is not None and not _fs.exists(d, "memory.memsw.limit_in_bytes"):
@@ -231,6 +241,8 @@ class V1Manager(BaseManager):
             out.append((d, "memory.swappiness", str(swappiness)))
         if m.disable_oom_killer:
             out.append((d, "memory.oom_control", "1"))
+        if kernel_tcp is not None and _fs.exists(d, "memory.kmem.tcp.limit_in_bytes"):
+            out.append((d, "memory.kmem.tcp.limit_in_bytes", str(kernel_tcp)))
         return out
 
     def _cpu(self, c: oci.CPU) -> list[tuple[str, str, str]]:

@@ -10,7 +10,6 @@ holds decides what the container may do.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +18,7 @@ import tempfile
 
 from ... import oci
 from ..._errors import KernelError
+from ...oci._codec import encode
 from . import _tables
 from ._compiler import compile_filter
 
@@ -27,7 +27,7 @@ COMPILER_VERSION = "1"
 
 
 def cache_key(seccomp: oci.Seccomp) -> str:
-    canonical = json.dumps(dataclasses.asdict(seccomp), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(encode(seccomp), sort_keys=True, separators=(",", ":"))
     material = "\0".join((canonical, os.uname().machine, _tables.TABLE_VERSION, COMPILER_VERSION))
     return hashlib.sha256(material.encode()).hexdigest()
 

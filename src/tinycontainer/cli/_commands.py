@@ -1,0 +1,617 @@
+"""One function per ``tcontainer`` command: arguments -> library call -> output."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import _containers as ops
+from .._containers import Home
+from .._errors import SpecError, StateError, TinyContainerError
+from .._records import Record
+from . import _output as out
+from . import _parsers
+from ._argv import split_options
+from ._main import VERSION, Globals
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _parse(build: Callable[[], argparse.ArgumentParser], argv: list[str]) -> argparse.Namespace:
+    return build().parse_args(argv)
+
+
+def _each(home: Home, refs: list[str], action: Callable[[Record], str | None]) -> int:
+    """Apply ``action`` to every named container; report failures one line each (docker's way)."""
+    status = 0
+    for ref in refs:
+        try:
+            record = home.records.resolve(ref)
+            printed = action(record)
+            if printed is not None:
+                print(printed)
+        except (TinyContainerError, OSError) as exc:
+            print(f"tcontainer: {ref}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """docker's ``ctrl-p,ctrl-q`` notation -> the bytes a terminal sends."""
+    out_bytes = bytearray()
+    for key in text.split(","):
+        key = key.strip().lower()
+        if key.startswith("ctrl-") and len(key) == 6:
+            ch = key[5]
+            if "a" <= ch <= "z":
+                out_bytes.append(ord(ch) - ord("a") + 1)
+                continue
+            specials = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+            if ch in specials:
+                out_bytes.append(specials[ch])
+                continue
+        elif len(key) == 1:
+            out_bytes.append(ord(key))
+            continue
+        raise SpecError(f"--detach-keys {text!r}: use keys like ctrl-p,ctrl-q or single characters")
+    return bytes(out_bytes)
+
+
+# ------------------------------------------------------------------------------- run / exec
+
+
+def cmd_run(g: Globals, argv: list[str]) -> int:
+    from .._monitor import launch
+    from .._spec_json import spec_to_dict
+    from ._run import attach_and_wait, ensure_image
+    from ._runspec import build_run_plan
+
+    parser = _parsers.run_parser()
+    split = split_options(parser, argv, "run")
+    args = parser.parse_args(split.options)
+    plan = build_run_plan(args, split.positionals, split.dashdash)
+    detach_keys = parse_detach_keys(args.detach_keys)
+    if args.init:
+        _check_init_supported()
+    if args.detach and args.interactive and not args.tty:
+        raise SpecError("-d with -i needs -t (attaching to a detached container's stdin is not supported)")
+    home = Home(g.root)
+    image_id = ""
+    if plan.image is not None:
+        image_id = ensure_image(home, plan.image)
+    spec = plan.spec
+
+    def fill(r: Record) -> None:
+        r.command = list(plan.command or [])
+        r.image = plan.image or ""
+        r.image_id = image_id
+        r.rootfs = spec.rootfs or ""
+        r.spec = spec_to_dict(spec)
+        r.labels = plan.labels
+        r.auto_remove = args.rm
+        r.tty = args.tty
+        r.interactive = args.interactive
+        r.stop_signal = str(spec.stop_signal or "SIGTERM")
+        r.stop_timeout = spec.stop_timeout
+        r.log_max_size = plan.log_max_size
+        r.log_max_files = plan.log_max_files
+        r.init = args.init
+
+    record = home.records.create(args.name, fill)
+    try:
+        channel = launch(home.dirs, record.id, attached=not args.detach)
+    except BaseException:
+        home.records.remove(record)
+        raise
+    try:
+        try:
+            started = channel.wait_started()
+        except TinyContainerError:
+            # A container that never ran is not kept (its name is free again).
+            ops.wait_exit(home, record, ops.EXIT_WAIT)
+            home.records.remove(record)
+            raise
+        if args.detach:
+            print(record.id)
+            return 0
+        return attach_and_wait(home, record, channel, started, interactive=args.interactive, detach_keys=detach_keys)
+    finally:
+        channel.close()
+
+
+def _check_init_supported() -> None:
+    from dataclasses import fields
+
+    from .._errors import UnsupportedError
+    from ..runtime._create import CreateOptions
+
+    if "init" not in {f.name for f in fields(CreateOptions)}:
+        raise UnsupportedError("--init is not available yet: the engine has no reaper-init option in this build")
+
+
+def cmd_exec(g: Globals, argv: list[str]) -> int:
+    from ..runtime._console import proxy
+
+    parser = _parsers.exec_parser()
+    split = split_options(parser, argv, "exec")
+    args = parser.parse_args(split.options)
+    if not split.positionals:
+        raise SpecError("exec needs a container and a command: tcontainer exec NAME COMMAND [ARG...]")
+    ref, command = split.positionals[0], split.positionals[1:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    home = Home(g.root)
+    record = home.records.resolve(ref)
+    keys = parse_detach_keys(args.detach_keys)
+    request = ops.ExecRequest(
+        argv=command,
+        tty=args.tty,
+        interactive=args.interactive,
+        detach=args.detach,
+        env=args.env,
+        workdir=args.workdir,
+        user=args.user,
+    )
+
+    def attach(master: int) -> None:
+        if args.interactive:
+            proxy(master, detach_keys=keys)
+        else:
+            r, w = os.pipe()  # -t without -i: output only; a never-readable stdin
+            try:
+                proxy(master, stdin_fd=r)
+            finally:
+                os.close(r)
+                os.close(w)
+
+    try:
+        return ops.run_exec(home, record, request, attach=attach)
+    except TinyContainerError as exc:
+        from .._monitor import status_of_failure
+
+        status = status_of_failure(exc)
+        if status == 125:
+            raise
+        print(f"tcontainer: {exc}", file=sys.stderr)
+        return status
+
+
+# ------------------------------------------------------------------------------- listing
+
+
+def _record_json(home: Home, record: Record) -> dict[str, Any]:
+    st = ops.status_of(home, record)
+    data = record.to_dict()
+    data["status"] = st.state
+    data["running"] = st.running
+    data["paused"] = st.paused
+    data["log_path"] = home.log_path(record)
+    return data
+
+
+def cmd_ps(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.ps_parser, argv)
+    home = Home(g.root)
+    rows = []
+    items = []
+    now = datetime.datetime.now(datetime.UTC)
+    for record in home.records.list():
+        st = ops.status_of(home, record)
+        if not args.all and not st.running:
+            continue
+        items.append(_record_json(home, record) if args.format == "json" else None)
+        if args.quiet:
+            rows.append([record.id if args.no_trunc else record.short_id])
+            continue
+        rows.append([
+            record.id if args.no_trunc else record.short_id,
+            out.source_text(record),
+            out.command_text(record.command, None if args.no_trunc else 20),
+            out.created_text(record, now),
+            out.status_text(record, st.state, now),
+            record.name,
+        ])
+    if args.format == "json":
+        out.print_json([i for i in items if i is not None])
+    elif args.quiet:
+        for row in rows:
+            print(row[0])
+    else:
+        out.print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], rows)
+    return 0
+
+
+def cmd_inspect(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.inspect_parser, argv)
+    home = Home(g.root)
+    found: list[dict[str, Any]] = []
+    def collect(record: Record) -> None:
+        found.append(_record_json(home, record))
+
+    status = _each(home, args.containers, collect)
+    out.print_json(found)
+    return status
+
+
+def cmd_logs(g: Globals, argv: list[str]) -> int:
+    from .._logs import follow_logs, read_logs
+    from ._units import parse_since
+
+    args = _parse(_parsers.logs_parser, argv)
+    home = Home(g.root)
+    record = home.records.resolve(args.container)
+    path = home.log_path(record)
+    since = parse_since(args.since) if args.since else None
+    until = parse_since(args.until) if args.until else None
+    tail: int | None = None
+    if args.tail != "all":
+        if not str(args.tail).isdigit():
+            raise SpecError(f"--tail {args.tail!r}: a number of lines or 'all'")
+        tail = int(args.tail)
+    stdout = sys.stdout.buffer
+    stderr = sys.stderr.buffer
+
+    def emit(entry: Any) -> None:
+        stream = stderr if entry.stream == "stderr" else stdout
+        text = entry.log
+        if args.timestamps:
+            text = f"{entry.time} {text}"
+        stream.write(text.encode("utf-8", "surrogateescape"))
+        stream.flush()
+
+    for entry in read_logs(path, tail=tail, since=since, until=until):
+        emit(entry)
+    if args.follow:
+
+        def running() -> bool:
+            try:
+                current = home.records.load(record.id)
+            except TinyContainerError:
+                return False
+            return current.live_state in ("running", "created")
+
+        for entry in follow_logs(path, running, since=since):
+            emit(entry)
+    return 0
+
+
+def cmd_top(g: Globals, argv: list[str]) -> int:
+    from ..linux import proc
+
+    args = _parse(_parsers.top_parser, argv)
+    home = Home(g.root)
+    record = home.records.resolve(args.container)
+    container = ops._running_engine(home, record)
+    rows = []
+    clock = os.sysconf("SC_CLK_TCK")
+    for pid in container.processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / clock
+        uid = (proc.status_field(pid, "Uid") or "0").split()[0]
+        st = proc.read_stat(pid)
+        rows.append([uid, str(pid), str(st.ppid if st else 0), f"{int(cpu // 60):02d}:{cpu % 60:05.2f}", cmdline])
+    if args.format == "json":
+        out.print_json([dict(zip(["uid", "pid", "ppid", "time", "cmd"], r, strict=True)) for r in rows])
+    else:
+        out.print_table(["UID", "PID", "PPID", "TIME", "CMD"], rows)
+    return 0
+
+
+def cmd_stats(g: Globals, argv: list[str]) -> int:
+    from ._units import format_size
+
+    args = _parse(_parsers.stats_parser, argv)
+    home = Home(g.root)
+    if args.containers:
+        records = [home.records.resolve(r) for r in args.containers]
+    else:
+        records = [r for r in home.records.list() if ops.status_of(home, r).running]
+
+    def sample() -> dict[str, tuple[float, Any]]:
+        result = {}
+        for r in records:
+            container = home.engine(r)
+            if container is None:
+                continue
+            try:
+                result[r.id] = (time.monotonic(), container.stats())
+            except (TinyContainerError, OSError):
+                continue
+        return result
+
+    cpus = os.cpu_count() or 1
+    first = sample()
+    while True:
+        time.sleep(0.5)
+        second = sample()
+        rows = []
+        data = []
+        for r in records:
+            if r.id not in second:
+                continue
+            t1, s1 = second[r.id]
+            cpu_pct = 0.0
+            if r.id in first and s1.cpu_usage_ns is not None and first[r.id][1].cpu_usage_ns is not None:
+                t0, s0 = first[r.id]
+                elapsed = max(1e-6, t1 - t0)
+                cpu_pct = (s1.cpu_usage_ns - s0.cpu_usage_ns) / (elapsed * 1e9) * 100
+            mem = s1.memory_current or 0
+            limit = s1.memory_limit
+            mem_pct = (mem / limit * 100) if limit else 0.0
+            rows.append([
+                r.short_id, r.name, f"{cpu_pct:.2f}%",
+                f"{format_size(mem)} / {format_size(limit) if limit else 'unlimited'}",
+                f"{mem_pct:.2f}%", str(s1.pids_current if s1.pids_current is not None else "-"),
+            ])
+            data.append({"id": r.id, "name": r.name, "cpu_percent": round(cpu_pct, 2), "memory": mem,
+                         "memory_limit": limit, "pids": s1.pids_current, "cpus": cpus})
+        if args.format == "json":
+            out.print_json(data)
+        else:
+            if not args.no_stream:
+                sys.stdout.write("\x1b[2J\x1b[H")
+            out.print_table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"], rows)
+        sys.stdout.flush()
+        if args.no_stream or args.format == "json":
+            return 0
+        first = second
+
+
+# ------------------------------------------------------------------------------- lifecycle
+
+
+def cmd_stop(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.stop_parser, argv)
+    home = Home(g.root)
+
+    def stop(record: Record) -> str:
+        ops.stop(home, record, args.time, args.signal)
+        return record.name
+
+    return _each(home, args.containers, stop)
+
+
+def cmd_kill(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.kill_parser, argv)
+    home = Home(g.root)
+
+    def kill(record: Record) -> str:
+        ops.kill(home, record, args.signal)
+        return record.name
+
+    return _each(home, args.containers, kill)
+
+
+def cmd_rm(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.rm_parser, argv)
+    home = Home(g.root)
+
+    def rm(record: Record) -> str:
+        ops.remove(home, record, force=args.force)
+        return record.name
+
+    return _each(home, args.containers, rm)
+
+
+def cmd_wait(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.wait_parser, argv)
+    home = Home(g.root)
+
+    def wait(record: Record) -> str:
+        final = ops.wait_exit(home, record)
+        return str(final.exit_code if final.exit_code is not None else 255)
+
+    return _each(home, args.containers, wait)
+
+
+def cmd_pause(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.pause_parser("pause"), argv)
+    home = Home(g.root)
+    def pause(record: Record) -> str:
+        ops.pause(home, record)
+        return record.name
+
+    return _each(home, args.containers, pause)
+
+
+def cmd_unpause(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.pause_parser("unpause"), argv)
+    home = Home(g.root)
+    def unpause(record: Record) -> str:
+        ops.resume(home, record)
+        return record.name
+
+    return _each(home, args.containers, unpause)
+
+
+def _start_detached(home: Home, record: Record) -> None:
+    from .._monitor import launch
+
+    current = home.records.load(record.id)
+    if current.live_state in ("running", "created") and current.monitor_pid:
+        return
+    if current.live_state == "dead":
+        ops.cleanup_dead(home, current)
+    channel = launch(home.dirs, record.id, attached=False)
+    try:
+        channel.wait_started()
+    finally:
+        channel.close()
+
+    def count(r: Record) -> None:
+        r.restart_count += 1
+
+    home.records.update(record.id, count)
+
+
+def cmd_start(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.start_parser, argv)
+    home = Home(g.root)
+    def start(record: Record) -> str:
+        _start_detached(home, record)
+        return record.name
+
+    return _each(home, args.containers, start)
+
+
+def cmd_restart(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.restart_parser, argv)
+    home = Home(g.root)
+
+    def restart(record: Record) -> str:
+        ops.stop(home, record, args.time)
+        _start_detached(home, record)
+        return record.name
+
+    return _each(home, args.containers, restart)
+
+
+def cmd_rename(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.rename_parser, argv)
+    home = Home(g.root)
+    home.records.rename(home.records.resolve(args.container), args.new_name)
+    return 0
+
+
+def cmd_prune(g: Globals, argv: list[str]) -> int:
+    _parse(_parsers.simple_parser("prune", "Remove all stopped containers."), argv)
+    home = Home(g.root)
+    for record in ops.prune(home):
+        print(record.id)
+    return 0
+
+
+def cmd_gc(g: Globals, argv: list[str]) -> int:
+    _parse(_parsers.simple_parser(
+        "gc", "Clean up state, mounts and cgroups of containers whose monitor died (e.g. after kill -9)."), argv)
+    home = Home(g.root)
+    for line in ops.gc(home):
+        print(line)
+    return 0
+
+
+# ------------------------------------------------------------------------------- images
+
+
+def cmd_pull(g: Globals, argv: list[str]) -> int:
+    from ._run import pull_image
+
+    args = _parse(_parsers.pull_parser, argv)
+    home = Home(g.root)
+    img = pull_image(home, args.image, platform=args.platform, quiet=args.quiet)
+    print(img.id)
+    return 0
+
+
+def cmd_images(g: Globals, argv: list[str]) -> int:
+    from ._units import format_size
+
+    args = _parse(_parsers.images_parser, argv)
+    home = Home(g.root)
+    images = home.images.list()
+    if args.format == "json":
+        out.print_json([
+            {"id": i.id, "references": list(i.references), "digest": i.digest, "size": i.size, "created": i.created}
+            for i in images
+        ])
+        return 0
+    rows = []
+    for img in images:
+        short = img.id if args.no_trunc else img.id.removeprefix("sha256:")[:12]
+        if args.quiet:
+            rows.append([short])
+            continue
+        for ref in img.references or ("<none>",):
+            repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "<none>")
+            rows.append([repo, tag, short, img.created or "", format_size(img.size)])
+    if args.quiet:
+        for row in dict.fromkeys(tuple(r) for r in rows):
+            print(row[0])
+    else:
+        out.print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+    return 0
+
+
+def cmd_rmi(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.rmi_parser, argv)
+    home = Home(g.root)
+    status = 0
+    for ref in args.images:
+        try:
+            img = home.images.get(ref)
+            users = [r.name for r in home.records.list() if r.image_id == img.id]
+            if users and not args.force:
+                raise StateError(
+                    f"image is used by container(s) {', '.join(users)}: remove them first or use rmi -f"
+                )
+            home.images.remove(ref)
+            print(f"Untagged: {ref}")
+        except (TinyContainerError, OSError) as exc:
+            print(f"tcontainer: {ref}: {exc}", file=sys.stderr)
+            status = 1
+    if args.prune:
+        freed = home.images.prune()
+        print(f"Freed {freed} bytes")
+    return status
+
+
+# ------------------------------------------------------------------------------- about
+
+
+def cmd_version(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.simple_parser("version", "Show the version."), argv)
+    import platform
+
+    data = {"version": VERSION, "python": platform.python_version(), "kernel": platform.release(),
+            "oci_spec": "1.2.0"}
+    if args.format == "json":
+        out.print_json(data)
+    else:
+        print(f"tcontainer version {VERSION}\npython {data['python']}, kernel {data['kernel']}, "
+              f"OCI runtime spec {data['oci_spec']}")
+    return 0
+
+
+def cmd_info(g: Globals, argv: list[str]) -> int:
+    args = _parse(_parsers.simple_parser("info", "Show where state lives and what the host supports."), argv)
+    from ..linux import cgroups
+
+    home = Home(g.root)
+    records = home.records.list()
+    states = [ops.status_of(home, r).state for r in records]
+    cgroup_version: str = "unknown"
+    try:
+        cgroup_version = cgroups.detect().version
+    except (TinyContainerError, OSError):
+        pass
+    data = {
+        "version": VERSION,
+        "containers": len(records),
+        "running": states.count("running"),
+        "paused": states.count("paused"),
+        "stopped": len(records) - states.count("running") - states.count("paused"),
+        "images": len(home.images.list()) if os.path.isdir(home.dirs.images) else 0,
+        "state_dir": home.dirs.lib,
+        "run_dir": home.dirs.run,
+        "cgroup_version": cgroup_version,
+        "rootless": os.geteuid() != 0,
+        "cpus": os.cpu_count(),
+    }
+    if args.format == "json":
+        out.print_json(data)
+    else:
+        for key, value in data.items():
+            print(f"{key.replace('_', ' ').capitalize()}: {value}")
+    return 0

@@ -1,0 +1,91 @@
+"""The attached side of ``tcontainer run``: the terminal, signals, the exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from .. import _containers as ops
+from .._containers import Home
+from .._records import Record
+
+if TYPE_CHECKING:
+    from .._monitor import Channel, Started
+    from ..image import Image
+
+
+def pull_image(home: Home, ref: str, *, platform: str | None = None, quiet: bool = False) -> Image:
+    from ..image import ProgressEvent
+
+    seen: set[str] = set()
+
+    def progress(event: ProgressEvent) -> None:
+        if quiet or event.phase not in ("exists", "done") or event.layer in seen:
+            return
+        seen.add(event.layer)
+        word = "Already exists" if event.phase == "exists" else "Pull complete"
+        print(f"{event.layer.removeprefix('sha256:')[:12]}: {word}", file=sys.stderr)
+
+    if not quiet:
+        print(f"Pulling {ref}", file=sys.stderr)
+    return home.images.pull(ref, platform=platform, progress=progress)
+
+
+def ensure_image(home: Home, ref: str) -> str:
+    """The image's id, pulling it first when it is not in the local store (docker's message)."""
+    from ..image import ImageNotFound
+
+    try:
+        return home.images.get(ref).id
+    except ImageNotFound:
+        print(f"Unable to find image '{ref}' locally", file=sys.stderr)
+    return pull_image(home, ref).id
+
+
+def _oom_message(record: Record, limit: int | None) -> str:
+    from ._units import format_size
+
+    what = f"its memory limit of {format_size(limit)}" if limit else "its memory limit"
+    return (
+        f"tcontainer: container {record.name} was killed by the kernel's OOM killer: it exceeded {what} "
+        "(raise it with --memory)"
+    )
+
+
+def attach_and_wait(
+    home: Home, record: Record, channel: Channel, started: Started, *, interactive: bool, detach_keys: bytes
+) -> int:
+    from ..runtime._console import proxy
+
+    if started.console_fd is not None:
+        try:
+            if interactive:
+                how = proxy(started.console_fd, detach_keys=detach_keys)
+            else:
+                r, w = os.pipe()  # -t without -i: output only, stdin never readable
+                try:
+                    how = proxy(started.console_fd, stdin_fd=r)
+                finally:
+                    os.close(r)
+                    os.close(w)
+        finally:
+            os.close(started.console_fd)
+        if how == "detached":
+            # The monitor keeps the container (and now drains its terminal into the log).
+            sys.stderr.write(f"\r\ndetached from {record.name} (tcontainer logs {record.name})\r\n")
+            return 0
+        previous: dict[int, object] = {}
+    else:
+        previous = ops.forward_signals_to(started.pid)
+    try:
+        exited = channel.wait_exited()
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(TypeError, ValueError):
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+    if exited.oom_killed:
+        print(_oom_message(record, exited.memory_limit), file=sys.stderr)
+    return exited.code

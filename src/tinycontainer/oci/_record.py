@@ -1,0 +1,101 @@
+"""A lean stand-in for ``@dataclass(kw_only=True)`` for the OCI data classes.
+
+``tcontainer-oci`` builds ~35 config classes at every start; ``dataclasses`` generates each
+class's methods with exec(), and importing it pulls in ``inspect``: together about a fifth of a
+container start. ``record`` builds ``__init__``, ``__eq__`` and ``__repr__`` from closures
+instead. ``dataclass_transform`` (PEP 681) tells type checkers what it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class Field:
+    __slots__ = ("default", "default_factory", "metadata", "name")
+
+    def __init__(self, default: Any, default_factory: Callable[[], Any] | None, metadata: dict[str, str]) -> None:
+        self.default = default
+        self.default_factory = default_factory
+        self.metadata = metadata
+        self.name = ""
+
+
+def field(
+    *, default: Any = _MISSING, default_factory: Callable[[], Any] | None = None, metadata: dict[str, str] | None = None
+) -> Any:
+    return Field(default, default_factory, metadata or {})
+
+
+def fields(cls_or_obj: Any) -> tuple[Field, ...]:
+    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
+    result: tuple[Field, ...] = cls.__record_fields__
+    return result
+
+
+def is_record(obj: Any) -> bool:
+    return hasattr(obj, "__record_fields__")
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+def record(cls: type[T]) -> type[T]:
+    specs: list[Field] = []
+    for klass in reversed(cls.__mro__[:-1]):
+        for name in klass.__dict__.get("__annotations__", {}):
+            value = klass.__dict__.get(name, _MISSING)
+            spec = value if isinstance(value, Field) else Field(value, None, {})
+            spec.name = name
+            specs = [s for s in specs if s.name != name] + [spec]
+    names = tuple(s.name for s in specs)
+    required = frozenset(s.name for s in specs if s.default is _MISSING and s.default_factory is None)
+
+    def __init__(self: Any, **kwargs: Any) -> None:
+        unknown = kwargs.keys() - set(names)
+        if unknown:
+            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        missing = [n for n in required if n not in kwargs]
+        if missing:
+            raise TypeError(f"{cls.__name__}() missing required keyword argument: {sorted(missing)[0]!r}")
+        for spec in specs:
+            if spec.name in kwargs:
+                value = kwargs[spec.name]
+            elif spec.default_factory is not None:
+                value = spec.default_factory()
+            else:
+                value = spec.default
+            object.__setattr__(self, spec.name, value)
+
+    def __eq__(self: Any, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in names)
+
+    def __repr__(self: Any) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"{cls.__name__}({inner})"
+
+    for spec in specs:
+        # Class attributes keep plain defaults (as dataclasses do) but not Field markers.
+        if isinstance(cls.__dict__.get(spec.name), Field):
+            if spec.default is not _MISSING:
+                setattr(cls, spec.name, spec.default)
+            else:
+                delattr(cls, spec.name)
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__eq__ = __eq__  # type: ignore[assignment,method-assign]
+    cls.__repr__ = __repr__  # type: ignore[assignment,method-assign]
+    cls.__hash__ = None  # type: ignore[assignment]
+    cls.__record_fields__ = tuple(specs)  # type: ignore[attr-defined]
+    return cls
+
+
+def replace(obj: T, **changes: Any) -> T:
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    values.update(changes)
+    result: T = type(obj)(**values)
+    return result
