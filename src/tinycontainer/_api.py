@@ -31,7 +31,9 @@ def effective_spec(spec: Spec | None, env: Mapping[str, str] | None, cwd: str | 
     return spec.replace(**changes) if changes else spec
 
 
-def run_request(bundle: _bundle.Bundle, spec: Spec, lib_root: str, *, autostart: bool, autoremove: bool) -> dict[str, Any]:
+def run_request(
+    bundle: _bundle.Bundle, spec: Spec, lib_root: str, *, autostart: bool, autoremove: bool
+) -> dict[str, Any]:
     paths = _bundle.LibPaths(lib_root)
     return {
         "mode": "run",

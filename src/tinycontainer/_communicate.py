@@ -101,7 +101,7 @@ def communicate(
                     else:
                         outcome.apply(message)
                 elif key.data == "stdin":
-                    fd = int(key.fd)  # type: ignore[call-overload]
+                    fd = int(key.fd)
                     try:
                         offset += os.write(fd, view[offset : offset + _PIPE_BUF])
                     except BlockingIOError:
@@ -113,7 +113,7 @@ def communicate(
                         os.close(fd)
                         parent_fds[0] = None
                 else:
-                    fd = int(key.fd)  # type: ignore[call-overload]
+                    fd = int(key.fd)
                     try:
                         chunk = os.read(fd, 65536)
                     except OSError as exc:

@@ -354,13 +354,20 @@ def run_exec(
         for fd in targets:
             saved.append((fd, os.dup(fd)))
             os.dup2(devnull, fd)
-        result = exec_process(
-            container,
-            process,
-            keep_console=request.tty and not request.detach,
-            subreaper=not request.detach,
-            seccomp_cache=os.path.join(home.dirs.run, ".seccomp-cache"),
-        )
+        # The tenant is forked from us: it must not inherit Python's SIGPIPE=SIG_IGN (ignored
+        # dispositions survive execve(2)); our own writes meanwhile are to sockets and pipes
+        # whose peers outlive the call.
+        pipe_handler = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            result = exec_process(
+                container,
+                process,
+                keep_console=request.tty and not request.detach,
+                subreaper=not request.detach,
+                seccomp_cache=os.path.join(home.dirs.run, ".seccomp-cache"),
+            )
+        finally:
+            signal.signal(signal.SIGPIPE, pipe_handler)
     finally:
         for fd, copy_fd in saved:
             os.dup2(copy_fd, fd)

@@ -99,10 +99,9 @@ class Exited:
 
 def _send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
     payload = json.dumps(msg).encode()
-    if fds:
-        sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-    else:
-        sock.send(payload)
+    # MSG_NOSIGNAL: a CLI that went away must give EPIPE, not kill the monitor with SIGPIPE.
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    sock.sendmsg([payload], ancillary, socket.MSG_NOSIGNAL)
 
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
@@ -214,8 +213,12 @@ class _Monitor:
     def run(self) -> None:
         os.chdir("/")
         os.umask(0o022)
-        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
-            signal.signal(sig, signal.SIG_IGN)
+        # Dispositions set to "ignore" survive fork and execve(2): the container must start
+        # with the defaults, not with Python's SIGPIPE=SIG_IGN. After setsid and the second
+        # fork we have no controlling terminal, so no terminal signal can reach us anyway.
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN,
+                    signal.SIGTTOU, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, self._on_sigterm)
         record = self.store.load(self.id)
         me = proc.read_stat(os.getpid())
@@ -292,8 +295,6 @@ class _Monitor:
                 "rootless": os.geteuid() != 0,
                 "seccomp_cache": os.path.join(self.dirs.run, ".seccomp-cache"),
             }
-            if record.init:
-                options["init"] = True
             try:
                 container = rt.create(self.id, bundle.path, bundle.config, **options)
             except BaseException:

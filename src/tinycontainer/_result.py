@@ -59,7 +59,11 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Usage:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+        values: dict[str, Any] = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        values.setdefault("wall_time", 0.0)
+        if values.get("oom_kills") is None:
+            values["oom_kills"] = 0
+        return cls(**values)
 
 
 def usage_from_stats(stats: Any, wall_time: float) -> Usage:
@@ -131,7 +135,7 @@ class TimeoutExpired(LimitExceeded, subprocess.TimeoutExpired):
         stderr: Any = None,
         result: Result[Any] | None = None,
     ) -> None:
-        subprocess.TimeoutExpired.__init__(self, cmd, timeout, output, stderr)
+        subprocess.TimeoutExpired.__init__(self, cmd, timeout, output, stderr)  # type: ignore[arg-type]
         self.reason = "wall-time"
         self.result = result
         self.args = (f"command {cmd!r} in the container timed out after {timeout} seconds",)

@@ -12,6 +12,7 @@ path (in :meth:`to_oci_config`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -73,6 +74,9 @@ CPU_PERIOD_US = 100_000
 LABEL_PREFIX = "org.tinycontainer.label."
 # runtime/_reaper.py: PID 1 stays a small reaper that forwards signals to the program.
 INIT_ANNOTATION = "org.tinycontainer.init"
+# Limits OCI has no field for (the supervisor enforces them); kept so from_oci_config sees them.
+CPU_TIME_ANNOTATION = "org.tinycontainer.cpu-time"
+WALL_TIME_ANNOTATION = "org.tinycontainer.wall-time"
 # In host mode the caller's / is the root (read-only); these get private, empty tmpfs copies so
 # nothing the container writes reaches the host and no host socket under /run (docker.sock,
 # dbus) is reachable: a read-only mount does not stop connect(2) on a unix socket.
@@ -173,8 +177,10 @@ class Mount:
         if self.size is not None:
             if self.type != "tmpfs":
                 raise SpecError("only a tmpfs mount has a size", field=f"{f}.size")
-            if parse_size(self.size, f"{f}.size") <= 0:
+            size = parse_size(self.size, f"{f}.size")
+            if size <= 0:
                 raise SpecError("must be a positive size", field=f"{f}.size")
+            object.__setattr__(self, "size", size)
         if self.mode is not None and (self.type != "tmpfs" or not 0 <= self.mode <= 0o7777):
             raise SpecError("mode is a permission (0..0o7777) of a tmpfs mount", field=f"{f}.mode")
         options = tuple(self.options)
@@ -429,6 +435,10 @@ class Spec:
             annotations[LABEL_PREFIX + key] = value
         if self.init:
             annotations[INIT_ANNOTATION] = "true"
+        if self.cpu_time is not None:
+            annotations[CPU_TIME_ANNOTATION] = repr(float(self.cpu_time))
+        if self.wall_time is not None:
+            annotations[WALL_TIME_ANNOTATION] = repr(float(self.wall_time))
         config.annotations = annotations or None
 
         # security (capabilities before seccomp: the default profile follows the capability set)
@@ -606,6 +616,9 @@ class Spec:
         for key, value in (config.annotations or {}).items():
             if key == INIT_ANNOTATION:
                 kwargs["init"] = value == "true"
+            elif key in (CPU_TIME_ANNOTATION, WALL_TIME_ANNOTATION):
+                with contextlib.suppress(ValueError):
+                    kwargs["cpu_time" if key == CPU_TIME_ANNOTATION else "wall_time"] = float(value)
             elif key.startswith(LABEL_PREFIX):
                 labels[key[len(LABEL_PREFIX) :]] = value
             else:
@@ -725,8 +738,10 @@ def _check_limits(spec: Spec) -> None:
         if memory == 0 or (0 < memory < 6 << 20):
             # runc's minimum: below 6 MiB the init cannot even start.
             raise SpecError(f"{memory} bytes is too small (at least 6m)", field="memory")
+        _set(spec, "memory", memory)
     if spec.memory_swap is not None:
         swap = parse_size(spec.memory_swap, "memory_swap")
+        _set(spec, "memory_swap", swap)
         if memory is None:
             raise SpecError("a swap limit needs a memory limit", field="memory_swap")
         if swap != -1 and memory != -1 and swap < memory:

@@ -247,7 +247,7 @@ class _RunMonitor(_Base):
             used = self.container.stats().cpu_usage_ns
         except Exception:
             return
-        if used is not None and used >= float(self.cpu_time) * 1e9:
+        if used is not None and self.cpu_time is not None and used >= float(self.cpu_time) * 1e9:
             self.limit_hit = "cpu-time"
             self.kill_all()
 

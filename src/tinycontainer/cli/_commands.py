@@ -66,7 +66,7 @@ def parse_detach_keys(text: str) -> bytes:
 
 
 def cmd_run(g: Globals, argv: list[str]) -> int:
-    from .._monitor import launch
+    from .._monitor import STATUS_FAILED, LaunchError, launch
     from .._spec_json import spec_to_dict
     from ._run import attach_and_wait, ensure_image
     from ._runspec import build_run_plan
@@ -76,8 +76,6 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
     args = parser.parse_args(split.options)
     plan = build_run_plan(args, split.positionals, split.dashdash)
     detach_keys = parse_detach_keys(args.detach_keys)
-    if args.init:
-        _check_init_supported()
     if args.detach and args.interactive and not args.tty:
         raise SpecError("-d with -i needs -t (attaching to a detached container's stdin is not supported)")
     home = Home(g.root)
@@ -111,27 +109,20 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
     try:
         try:
             started = channel.wait_started()
-        except TinyContainerError:
+        except LaunchError as exc:
             # A container that never ran is not kept (its name is free again).
             ops.wait_exit(home, record, ops.EXIT_WAIT)
             home.records.remove(record)
-            raise
+            if exc.status == STATUS_FAILED:
+                raise
+            print(f"tcontainer: {exc}", file=sys.stderr)
+            return exc.status
         if args.detach:
             print(record.id)
             return 0
         return attach_and_wait(home, record, channel, started, interactive=args.interactive, detach_keys=detach_keys)
     finally:
         channel.close()
-
-
-def _check_init_supported() -> None:
-    from dataclasses import fields
-
-    from .._errors import UnsupportedError
-    from ..runtime._create import CreateOptions
-
-    if "init" not in {f.name for f in fields(CreateOptions)}:
-        raise UnsupportedError("--init is not available yet: the engine has no reaper-init option in this build")
 
 
 def cmd_exec(g: Globals, argv: list[str]) -> int:

@@ -10,6 +10,9 @@ from .._errors import SpecError, UnsupportedError
 from .._spec import Mount, Spec
 from ._units import parse_size
 
+# runtime/_reaper.py: the engine keeps a reaper as PID 1 when the config carries this annotation.
+INIT_ANNOTATION = "org.tinycontainer.init"
+
 
 @dataclass
 class RunPlan:
@@ -215,6 +218,7 @@ def build_run_plan(args: argparse.Namespace, positionals: list[str], dashdash: b
         stop_signal=args.stop_signal,
         stop_timeout=args.stop_timeout if args.stop_timeout is not None else 10.0,
         labels=labels,
+        annotations={INIT_ANNOTATION: "true"} if args.init else {},
     )
     size, files = parse_log_opts(args.log_opt)
     return RunPlan(spec=spec, image=image, command=command, labels=labels, log_max_size=size, log_max_files=files)

@@ -342,3 +342,15 @@ def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: in
         ctypes.c_size_t(ctypes.sizeof(attr)),
     )
     _check(ret, "mount_setattr", path_hint or path, f"set={attr_set:#x} clear={attr_clr:#x}")
+
+
+# keyctl(2): a container joins a fresh anonymous session keyring so it cannot see or use the
+# keys of the runtime's session (runc does the same unless --no-new-keyring).
+SYS_KEYCTL = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str | None) -> int:
+    raw = os.fsencode(name) if name is not None else None
+    ret = _syscall(_c_long(SYS_KEYCTL), _c_long(KEYCTL_JOIN_SESSION_KEYRING), _c_char_p(raw))
+    return _check(ret, "keyctl", detail="KEYCTL_JOIN_SESSION_KEYRING")

@@ -232,6 +232,7 @@ def create(
             unshare_flags=flags,
             join_paths=join,
             new_cgroupns=new_cgroup,
+            new_keyring=not options.no_new_keyring,
         )
         intermediate = os.fork()
         if intermediate == 0:

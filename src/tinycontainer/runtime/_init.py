@@ -10,6 +10,7 @@ The sync points (1)-(6) are those of the ladder in :mod:`._sync`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -42,6 +43,7 @@ class InitContext:
     unshare_flags: int = 0
     join_paths: dict[str, str] | None = None
     new_cgroupns: bool = False
+    new_keyring: bool = True
     # When the runtime runs `run` attached, stdio stays; a detached create keeps it too
     # (conmon hands us pipes). Only a terminal replaces it.
 
@@ -121,10 +123,8 @@ def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
 
 
 def _report_late(exc: BaseException) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.write(2, f"tcontainer-oci: {exc}\n".encode(errors="replace"))
-    except OSError:
-        pass
 
 
 def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
@@ -139,6 +139,8 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     namespaces.close_all(opened)
     if ctx.new_cgroupns:
         sys.unshare(C.CLONE_NEWCGROUP)
+    if ctx.new_keyring:
+        _join_new_keyring(ctx.container_id)
     # CVE-2019-5736 / CVE-2016-9962: a non-dumpable process cannot be ptraced or have its
     # /proc/PID/exe (the host interpreter) opened by processes in the container.
     sys.prctl(C.PR_SET_DUMPABLE, 0)
@@ -225,6 +227,21 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
         _reaper.run(lambda: _child.exec_program(ctx.plan, sys, path, args, env))
     _child.exec_program(ctx.plan, sys, path, args, env)
     return True
+
+
+def _join_new_keyring(container_id: str) -> None:
+    from .._errors import KernelError
+    from ..linux import _libc
+
+    try:
+        _libc.join_session_keyring(f"_ses.{container_id}")
+    except KernelError as exc:
+        # Keyrings are not namespaced: a kernel or a seccomp policy around the runtime may refuse
+        # keyctl; runc then also carries on (ENOSYS/EPERM/EACCES), leaving the session keyring.
+        import errno
+
+        if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES):
+            raise
 
 
 def _wait_for_start(fifo_fd: int) -> None:

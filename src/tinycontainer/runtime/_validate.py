@@ -131,9 +131,8 @@ def check_namespaces(config: oci.Config, ctx: Context) -> None:
             raise SpecError(f"namespace path {ns.path} does not exist", field=f"linux.namespaces[{i}].path")
     linux = config.linux
     has_user = "user" in seen
-    if linux and (linux.uid_mappings or linux.gid_mappings):
-        if not has_user:
-            raise SpecError("uid/gid mappings need a user namespace", field="linux.uidMappings")
+    if linux and (linux.uid_mappings or linux.gid_mappings) and not has_user:
+        raise SpecError("uid/gid mappings need a user namespace", field="linux.uidMappings")
     user_ns = config.namespace("user")
     if user_ns and user_ns.path is None and not (linux and linux.uid_mappings and linux.gid_mappings):
         raise SpecError("a new user namespace needs uidMappings and gidMappings", field="linux.uidMappings")

@@ -16,6 +16,8 @@ def busybox_rootfs() -> Iterator[str]:
     if not busybox_available():
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     with tempfile.TemporaryDirectory(prefix="tc-rootfs-") as d:
+        # Traversable by the ids a user namespace maps root to.
+        os.chmod(d, 0o755)
         yield build_busybox_rootfs(os.path.join(d, "rootfs"))
 
 

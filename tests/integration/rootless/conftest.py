@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "src"))
@@ -50,11 +49,18 @@ class RootlessUser:
         env = [f"{k}={v}" for k, v in sorted(self.env.items())]
         return ["runuser", "-u", self.name, "--", "env", "-i", *env, *args]
 
-    def run(self, *args: str, timeout: float = 60, check: bool = False,
-            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self, *args: str, timeout: float = 60, check: bool = False, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         """``args`` as the user, from its home directory."""
-        r = subprocess.run(self.command(*args), capture_output=True, timeout=timeout, input=input,
-                           cwd=self.home, check=False)
+        # Files, not pipes: a created container inherits stdio and would hold a pipe open.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            done = subprocess.run(
+                self.command(*args), stdout=out, stderr=err, timeout=timeout, input=input, cwd=self.home, check=False
+            )
+            out.seek(0)
+            err.seek(0)
+            r = subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
         if check and r.returncode != 0:
             raise AssertionError(f"{args} exited {r.returncode}: {r.stderr.decode(errors='replace')}")
         return r
@@ -62,16 +68,26 @@ class RootlessUser:
     def oci(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[bytes]:
         return self.run(SYSTEM_PYTHON, "-m", "tinycontainer.cli.oci", *args, timeout=timeout, check=check)
 
-    def pids(self) -> list[int]:
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.stat(f"/proc/{entry}").st_uid == self.uid:
-                        found.append(int(entry))
-                except OSError:
-                    continue
-        return found
+    def pids(self, grace: float = 0.0) -> list[str]:
+        """The user's live processes ("pid command state"), waiting up to ``grace`` for them to go."""
+        deadline = time.monotonic() + grace
+        while True:
+            found = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        if os.stat(f"/proc/{entry}").st_uid != self.uid:
+                            continue
+                        with open(f"/proc/{entry}/stat") as f:
+                            stat = f.read()
+                    except OSError:
+                        continue
+                    state = stat.rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        found.append(f"{entry} {stat[stat.index('(') : stat.rindex(')') + 1]} {state}")
+            if not found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
 
 def _digests() -> dict[str, str]:
@@ -125,14 +141,12 @@ def _chown_tree(path: str, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def _kill_leftovers(user: RootlessUser) -> list[int]:
-    left = user.pids()
-    for pid in left:
+def _kill_leftovers(user: RootlessUser) -> list[str]:
+    left = user.pids(grace=2.0)
+    for line in left:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while user.pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    user.pids(grace=5.0)
     return left
 
 
@@ -152,9 +166,25 @@ def rootless_user() -> Iterator[RootlessUser]:
     home = os.path.join(base, "home")
     # SUB_*_COUNT=0: no automatic subid allocation; the range is added (and removed) below.
     subprocess.run(
-        ["useradd", "--home-dir", home, "--create-home", "--shell", "/bin/sh", "--user-group",
-         "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-K", "MAIL_DIR=/nonexistent", name],
-        check=True, capture_output=True, timeout=60,
+        [
+            "useradd",
+            "--home-dir",
+            home,
+            "--create-home",
+            "--shell",
+            "/bin/sh",
+            "--user-group",
+            "-K",
+            "SUB_UID_COUNT=0",
+            "-K",
+            "SUB_GID_COUNT=0",
+            "-K",
+            "MAIL_DIR=/nonexistent",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     start = _free_subid_start()
     try:
@@ -166,8 +196,16 @@ def rootless_user() -> Iterator[RootlessUser]:
         os.chown(xdg, entry.pw_uid, entry.pw_gid)
         rootfs = build_busybox_rootfs(os.path.join(base, "rootfs"))
         _chown_tree(rootfs, entry.pw_uid, entry.pw_gid)
-        user = RootlessUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, base=base, home=home, xdg=xdg,
-                            rootfs=rootfs, subid_start=start)
+        user = RootlessUser(
+            name=name,
+            uid=entry.pw_uid,
+            gid=entry.pw_gid,
+            base=base,
+            home=home,
+            xdg=xdg,
+            rootfs=rootfs,
+            subid_start=start,
+        )
         user.env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": home,

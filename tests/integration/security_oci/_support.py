@@ -37,8 +37,12 @@ def install_probe(rootfs: str, probe: str) -> None:
 def _spec_json() -> str:
     """What ``tcontainer-oci spec`` writes (always tinycontainer's defaults, whatever runtime runs)."""
     with tempfile.TemporaryDirectory(prefix="tc-spec-") as d:
-        subprocess.run([sys.executable, "-m", "tinycontainer.cli.oci", "spec", "--bundle", d],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "tinycontainer.cli.oci", "spec", "--bundle", d],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         with open(os.path.join(d, "config.json")) as f:
             return f.read()
 
@@ -118,6 +122,7 @@ def tree_snapshot(root: str) -> list[tuple[str, int, str]]:
 
 
 # ---------------------------------------------------------------- leaks, scoped to this test
+
 
 class TrackedRuntime(OCIRuntime):
     """An OCIRuntime that remembers every container id it handed out (for ScopedLeakCheck)."""

@@ -12,10 +12,8 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
 from tests.helpers.oci import OCIRuntime
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available
-
 from tests.integration.security_oci._support import (
     ScopedLeakCheck,
     TrackedRuntime,

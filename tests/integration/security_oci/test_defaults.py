@@ -5,7 +5,6 @@ kernel interfaces. Each line of the probe script is one "name=value" fact."""
 from __future__ import annotations
 
 import pytest
-
 from tests.helpers.oci import OCIRuntime
 from tests.integration.security_oci._support import default_bundle
 

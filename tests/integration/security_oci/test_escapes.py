@@ -6,23 +6,19 @@ Each test names its CVE. Each was shown to fail once by breaking the defence it 
 
 from __future__ import annotations
 
-import errno
 import fcntl
-import json
 import os
 import pty
 import subprocess
 import sys
 import termios
 import threading
-import time
 import tty
 from typing import Any
 
 import pytest
-
 from tests.helpers.oci import OCIRuntime
-from tests.integration.security_oci._support import default_bundle, default_config, tree_snapshot, write_config
+from tests.integration.security_oci._support import default_bundle, default_config, tree_snapshot
 
 
 def _interpreter_identity() -> tuple[int, int]:
@@ -263,8 +259,9 @@ def test_cve_2017_5226_tiocsti_cannot_reach_the_callers_terminal(oci: OCIRuntime
 
         cmd = [*oci.command, "--root", oci.root, "run", "--bundle", bundle, oci.new_id()]
         with open(os.devnull, "wb") as null:
-            proc = subprocess.run(cmd, stdin=slave, stdout=subprocess.PIPE, stderr=null,
-                                  preexec_fn=make_ctty, timeout=60, check=False)
+            proc = subprocess.run(
+                cmd, stdin=slave, stdout=subprocess.PIPE, stderr=null, preexec_fn=make_ctty, timeout=60, check=False
+            )
         assert proc.stdout.strip() == b"tiocsti=EPERM", proc.stdout
         os.set_blocking(slave, False)
         try:
@@ -299,17 +296,16 @@ def test_tiocsti_is_possible_without_setsid() -> None:
         master, slave = pty.openpty()
         tty.setraw(slave)
         try:
+
             def make_ctty() -> None:
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-            r = subprocess.run([probe, "tiocsti", "X"], stdin=slave, capture_output=True,
-                               preexec_fn=make_ctty, timeout=30, check=False)
+            r = subprocess.run(
+                [probe, "tiocsti", "X"], stdin=slave, capture_output=True, preexec_fn=make_ctty, timeout=30, check=False
+            )
             assert r.stdout.strip() == b"tiocsti=ok"
             assert os.read(slave, 16) == b"X"
         finally:
             os.close(slave)
             os.close(master)
-
-
-_ = (errno, json, time, write_config)

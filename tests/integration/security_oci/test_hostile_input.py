@@ -4,16 +4,15 @@ change outside the test's temp dirs (its host snapshot)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import time
 from typing import Any
 
 import pytest
-
 from tests.helpers.oci import OCIRuntime
 from tests.integration.security_oci._support import default_config, tree_snapshot
 
@@ -48,10 +47,8 @@ def _run_measured(cmd: list[str], timeout: float, **kwargs: Any) -> tuple[int, i
     err = b""
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        try:
+        with contextlib.suppress(BlockingIOError):
             err += proc.stderr.read() or b""
-        except BlockingIOError:
-            pass
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             proc.stderr.close()
@@ -104,7 +101,7 @@ def test_malformed_config(oci: OCIRuntime, raw: bytes) -> None:
 
 
 def _set(cfg: dict[str, Any], path: str, value: Any) -> None:
-    node = cfg
+    node: Any = cfg
     keys = path.split(".")
     for key in keys[:-1]:
         node = node[int(key)] if isinstance(node, list) else node[key]
@@ -159,7 +156,6 @@ def test_20mb_environment(oci: OCIRuntime) -> None:
 
 @pytest.mark.parametrize("cid", ["..", ".", "a/b", "../escape", "x" * 1000, "", "-rf", "a\nb", "/abs"])
 def test_hostile_container_ids(oci: OCIRuntime, cid: str) -> None:
-    before = tree_snapshot(os.path.dirname(oci.root))
     bundle = oci.bundle(["true"])
     before = tree_snapshot(os.path.dirname(oci.root))
     r = oci("create", "--bundle", bundle, cid, check=False)
@@ -251,7 +247,7 @@ def test_1gb_to_stdout_keeps_runtime_memory_bounded(oci: OCIRuntime) -> None:
     assert proc.stdout is not None
     total = 0
     deadline = time.monotonic() + 240
-    while chunk := proc.stdout.read1(1 << 20):
+    while chunk := os.read(proc.stdout.fileno(), 1 << 20):
         total += len(chunk)
         assert time.monotonic() < deadline
     proc.stdout.close()
@@ -264,8 +260,14 @@ def test_1gb_to_stdout_keeps_runtime_memory_bounded(oci: OCIRuntime) -> None:
 
 def test_container_closing_its_stdout(oci: OCIRuntime) -> None:
     script = "exec 1>&-; sleep 0.2; echo still-here >&2; exit 3"
-    r = oci("run", "--bundle", oci.bundle(None, default_config(oci.rootfs, ["sh", "-c", script])), oci.new_id(),
-            check=False, timeout=60)
+    r = oci(
+        "run",
+        "--bundle",
+        oci.bundle(None, default_config(oci.rootfs, ["sh", "-c", script])),
+        oci.new_id(),
+        check=False,
+        timeout=60,
+    )
     assert r.returncode == 3
     assert b"still-here" in r.stderr and b"Traceback" not in r.stderr
 
@@ -304,6 +306,3 @@ def test_runtime_sigkilled_during_create(oci: OCIRuntime, delay_ms: int) -> None
     r = oci("delete", "--force", cid, check=False, timeout=60)
     assert b"Traceback" not in r.stderr, r.stderr
     assert oci("state", cid, check=False).returncode != 0
-
-
-_ = resource

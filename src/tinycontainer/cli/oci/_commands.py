@@ -17,12 +17,38 @@ from .._exit import LogTarget
 def _runtime(args: argparse.Namespace) -> Runtime:
     if args.systemd_cgroup:
         raise UnsupportedError("--systemd-cgroup is not supported: tinycontainer manages cgroupfs directly")
-    return Runtime(args.root or DEFAULT_ROOT)
+    return Runtime(args.root or _default_root())
+
+
+def _default_root() -> str:
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    # An ordinary user cannot write /run: $XDG_RUNTIME_DIR/tcontainer-oci, like runc.
+    from ...runtime._rootless import default_root
+
+    return default_root()
+
+
+def _warn(log: LogTarget, message: str) -> None:
+    log.write("warning", message)
+    print(f"{log.prog}: warning: {message}", file=sys.stderr)
+
+
+def _warn_rootless(container: object, log: LogTarget) -> None:
+    """Say when a rootless container got no cgroups (v1 is never delegated to users)."""
+    if os.geteuid() == 0:
+        return
+    from ...runtime._rootless import cgroup_problem
+
+    manager = container._manager()  # type: ignore[attr-defined]
+    problem = cgroup_problem(manager.paths()) if manager is not None else None
+    if problem:
+        _warn(log, problem)
 
 
 def cmd_create(args: argparse.Namespace, log: LogTarget) -> int:
     rt = _runtime(args)
-    rt.create(
+    container = rt.create(
         args.id,
         args.bundle,
         console_socket=args.console_socket,
@@ -33,6 +59,7 @@ def cmd_create(args: argparse.Namespace, log: LogTarget) -> int:
         rootless=os.geteuid() != 0,
         seccomp_cache=_seccomp_cache(rt),
     )
+    _warn_rootless(container, log)
     return 0
 
 
@@ -43,7 +70,7 @@ def _seccomp_cache(rt: Runtime) -> str:
 def cmd_run(args: argparse.Namespace, log: LogTarget) -> int:
     from ._run import run
 
-    return run(_runtime(args), args, _seccomp_cache)
+    return run(_runtime(args), args, _seccomp_cache, lambda container: _warn_rootless(container, log))
 
 
 def cmd_start(args: argparse.Namespace, log: LogTarget) -> int:
@@ -155,9 +182,33 @@ def cmd_spec(args: argparse.Namespace, log: LogTarget) -> int:
     if os.path.exists(path):
         raise SpecError(f"{path} already exists: remove it first")
     config = default_config(rootless=args.rootless)
+    if args.rootless:
+        _add_subid_mappings(config, log)
     with open(path, "w") as f:
         f.write(config.to_json(indent=2) + "\n")
     return 0
+
+
+def _add_subid_mappings(config: oci.Config, log: LogTarget) -> None:
+    """Map the caller's /etc/subuid and /etc/subgid range after root (runc spec --rootless maps
+    only the caller; with a range, images that chown to other ids work). newuidmap(1) enforces
+    the range at create time."""
+    from ...runtime._rootless import extra_mappings, tun_problem, user_name
+
+    linux = config.linux
+    assert linux is not None
+    name = user_name(os.geteuid())
+    uid = os.geteuid()
+    # Both files are keyed by user name or uid (subuid(5), subgid(5)), never by gid.
+    for kind, maps in (("uid", linux.uid_mappings), ("gid", linux.gid_mappings)):
+        extra = extra_mappings(kind, uid, name)
+        if maps is not None:
+            maps.extend(oci.IDMapping(container_id=c, host_id=h, size=n) for c, h, n in extra)
+        if not extra and uid != 0:
+            _warn(log, f"no /etc/sub{kind} range for {name or uid}: only id 0 exists in the container")
+    problem = tun_problem()
+    if problem:
+        _warn(log, problem)
 
 
 def _parse_bytes(text: str) -> int:

@@ -9,13 +9,18 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from ...runtime import Runtime
+from ...runtime import Container, Runtime
 from ...runtime._console import proxy
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def run(rt: Runtime, args: argparse.Namespace, seccomp_cache: Callable[[Runtime], str]) -> int:
+def run(
+    rt: Runtime,
+    args: argparse.Namespace,
+    seccomp_cache: Callable[[Runtime], str],
+    after_create: Callable[[Container], None] | None = None,
+) -> int:
     container = rt.create(
         args.id,
         args.bundle,
@@ -30,6 +35,8 @@ def run(rt: Runtime, args: argparse.Namespace, seccomp_cache: Callable[[Runtime]
         rootless=os.geteuid() != 0,
         seccomp_cache=seccomp_cache(rt),
     )
+    if after_create is not None:
+        after_create(container)
     console_fd: int | None = getattr(container, "console_fd", None)
     if args.detach:
         container.start()
