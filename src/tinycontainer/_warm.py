@@ -23,7 +23,6 @@ is not its own child without racing pid reuse. The server exits when the client'
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os

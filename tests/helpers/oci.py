@@ -46,13 +46,30 @@ def base_config(rootfs: str, args: list[str] | None = None) -> dict[str, Any]:
         "hostname": "tc-test",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
         ],
@@ -60,8 +77,16 @@ def base_config(rootfs: str, args: list[str] | None = None) -> dict[str, Any]:
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/sys/firmware",
+                "/proc/scsi",
             ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
@@ -77,14 +102,28 @@ class OCIRuntime:
         self.name = runtime_name()
         self.ids: list[str] = []
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, input: bytes | None = None,
-                 capture: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    def __call__(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 60,
+        input: bytes | None = None,
+        capture: bool = True,
+        **kwargs: Any,
+    ) -> subprocess.CompletedProcess[bytes]:
         cmd = [*self.command, "--root", self.root, *args]
         # Output goes to files, not pipes: a created container inherits the runtime's stdio
         # and keeps a pipe open long after the runtime exited (conmon reads them the same way).
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.run(cmd, input=input, timeout=timeout, check=False,
-                                  stdout=out if capture else None, stderr=err if capture else None, **kwargs)
+            proc = subprocess.run(
+                cmd,
+                input=input,
+                timeout=timeout,
+                check=False,
+                stdout=out if capture else None,
+                stderr=err if capture else None,
+                **kwargs,
+            )
             out.seek(0)
             err.seek(0)
             result = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
@@ -109,8 +148,9 @@ class OCIRuntime:
             json.dump(cfg, f)
         return path
 
-    def run_container(self, args: list[str], config: dict[str, Any] | None = None,
-                      timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    def run_container(
+        self, args: list[str], config: dict[str, Any] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[bytes]:
         bundle = self.bundle(args, config)
         return self("run", "--bundle", bundle, self.new_id(), check=False, timeout=timeout)
 

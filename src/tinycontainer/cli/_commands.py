@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -583,10 +584,8 @@ def cmd_info(g: Globals, argv: list[str]) -> int:
     records = home.records.list()
     states = [ops.status_of(home, r).state for r in records]
     cgroup_version: str = "unknown"
-    try:
+    with contextlib.suppress(TinyContainerError, OSError):
         cgroup_version = cgroups.detect().version
-    except (TinyContainerError, OSError):
-        pass
     data = {
         "version": VERSION,
         "containers": len(records),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import Any
 
 from .._errors import KernelError
 from . import _consts as C
@@ -23,11 +24,11 @@ _c_long = ctypes.c_long
 _c_void_p = ctypes.c_void_p
 
 
-def _fn(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+def _fn(name: str, restype: object, *argtypes: object) -> Any:
     func = getattr(_libc, name)
     func.restype = restype
     func.argtypes = list(argtypes)
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 _unshare = _fn("unshare", _c_int, _c_int)
@@ -331,7 +332,9 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, path_hint: str | None = None) -> None:
+def mount_setattr(
+    dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, path_hint: str | None = None
+) -> None:
     attr = _MountAttr(attr_set, attr_clr, 0, 0)
     ret = _syscall(
         _c_long(SYS_MOUNT_SETATTR),

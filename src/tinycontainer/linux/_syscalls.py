@@ -9,7 +9,8 @@ pivot_root and the capability drop can be unit-tested without root by the record
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Syscalls(Protocol):
@@ -126,7 +127,7 @@ class LinuxSyscalls:
         return self._libc.personality(persona)
 
 
-def _os_call(func, syscall, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _os_call(func: Callable[..., Any], syscall: str, path: object, *args: Any, **kwargs: Any) -> Any:
     try:
         return func(path, *args, **kwargs)
     except OSError as exc:

@@ -64,7 +64,9 @@ def close_all(opened: list[tuple[str, int, str]]) -> None:
 
 
 def ns_paths_of(pid: int) -> dict[str, str]:
-    return {kind: f"/proc/{pid}/ns/{name}" for kind, name in PROC_NAMES.items() if os.path.exists(f"/proc/{pid}/ns/{name}")}
+    return {
+        kind: f"/proc/{pid}/ns/{name}" for kind, name in PROC_NAMES.items() if os.path.exists(f"/proc/{pid}/ns/{name}")
+    }
 
 
 def same_as_self(pid: int, kind: str) -> bool:

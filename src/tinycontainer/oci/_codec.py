@@ -27,7 +27,7 @@ def json_name(python_name: str) -> str:
 
 
 @cache
-def _fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
+def _fields(cls: Any) -> tuple[tuple[str, str, Any], ...]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in _record_fields(cls):
@@ -117,7 +117,8 @@ def decode(tp: Any, value: object, path: str) -> Any:
 def encode(value: object) -> Any:
     if is_record(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
-        for py_name, js_name, _ in _fields(type(value)):
+        cls: Any = type(value)
+        for py_name, js_name, _ in _fields(cls):
             v = getattr(value, py_name)
             if v is None:
                 continue

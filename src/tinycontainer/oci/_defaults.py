@@ -132,7 +132,8 @@ _CAP_RULES = "capabilityRules"
 @cache
 def _profile_data() -> dict[str, Any]:
     text = (
-        _resources().files("tinycontainer")
+        _resources()
+        .files("tinycontainer")
         .joinpath(_PROFILE_RESOURCE[0])
         .joinpath(_PROFILE_RESOURCE[1])
         .read_text(encoding="utf-8")

@@ -33,7 +33,7 @@ def field(
 
 def fields(cls_or_obj: Any) -> tuple[Field, ...]:
     cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    result: tuple[Field, ...] = cls.__record_fields__
+    result: tuple[Field, ...] = getattr(cls, "__record_fields__")  # noqa: B009 (set by record())
     return result
 
 
@@ -45,7 +45,7 @@ def is_record(obj: Any) -> bool:
 def record(cls: type[T]) -> type[T]:
     specs: list[Field] = []
     for klass in reversed(cls.__mro__[:-1]):
-        for name in klass.__dict__.get("__annotations__", {}):
+        for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063 (inspect costs 2 ms to import)
             value = klass.__dict__.get(name, _MISSING)
             spec = value if isinstance(value, Field) else Field(value, None, {})
             spec.name = name
@@ -86,11 +86,11 @@ def record(cls: type[T]) -> type[T]:
             else:
                 delattr(cls, spec.name)
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = __init__  # type: ignore[misc]
-    cls.__eq__ = __eq__  # type: ignore[assignment,method-assign]
-    cls.__repr__ = __repr__  # type: ignore[assignment,method-assign]
-    cls.__hash__ = None  # type: ignore[assignment]
-    cls.__record_fields__ = tuple(specs)  # type: ignore[attr-defined]
+    setattr(cls, "__init__", __init__)  # noqa: B010 (mypy refuses assigning methods)
+    setattr(cls, "__eq__", __eq__)  # noqa: B010
+    setattr(cls, "__repr__", __repr__)  # noqa: B010
+    setattr(cls, "__hash__", None)  # noqa: B010
+    setattr(cls, "__record_fields__", tuple(specs))  # noqa: B010
     return cls
 
 

@@ -17,6 +17,7 @@ privileges the next one drops:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
@@ -150,8 +151,6 @@ def switch_user(user: oci.User, sys: Syscalls) -> None:
     os.umask(user.umask if user.umask is not None else 0o022)
 
 
-
-
 def chdir_checked(cwd: str, sys: Syscalls) -> None:
     sys.chdir(cwd)
     # CVE-2024-21626: a cwd reached through a leaked fd lies outside the root; getcwd(3) then
@@ -159,7 +158,9 @@ def chdir_checked(cwd: str, sys: Syscalls) -> None:
     try:
         os.getcwd()
     except OSError as exc:
-        raise KernelError(exc.errno or errno.ENOENT, "getcwd", cwd, "working directory is outside the container") from None
+        raise KernelError(
+            exc.errno or errno.ENOENT, "getcwd", cwd, "working directory is outside the container"
+        ) from None
 
 
 def mark_fds_cloexec(keep_until: int) -> None:
@@ -173,10 +174,8 @@ def mark_fds_cloexec(keep_until: int) -> None:
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd > keep_until:
-                try:
+                with contextlib.suppress(OSError):
                     os.set_inheritable(fd, False)
-                except OSError:
-                    pass
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:

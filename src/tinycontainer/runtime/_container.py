@@ -7,7 +7,7 @@ import errno
 import os
 import signal
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .. import oci
@@ -19,7 +19,7 @@ from ._signals import parse_signal
 DEFAULT_ROOT = "/run/tcontainer-oci"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     CREATING = "creating"
     CREATED = "created"
     RUNNING = "running"

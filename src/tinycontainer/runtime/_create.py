@@ -116,8 +116,13 @@ def device_rules(config: oci.Config) -> list[oci.DeviceRule]:
     for dev in (linux.devices if linux else None) or []:
         if dev.type in ("c", "b", "u") and dev.major is not None and dev.minor is not None:
             rules.append(
-                oci.DeviceRule(allow=True, type="c" if dev.type == "u" else dev.type, major=dev.major,
-                               minor=dev.minor, access="rwm")
+                oci.DeviceRule(
+                    allow=True,
+                    type="c" if dev.type == "u" else dev.type,
+                    major=dev.major,
+                    minor=dev.minor,
+                    access="rwm",
+                )
             )
     return rules
 
@@ -171,7 +176,9 @@ def create(
     bundle = os.path.abspath(bundle)
     if config is None:
         config = load_bundle_config(bundle)
-    validate(config, bundle, console_socket=options.console_socket, detached=options.detached and not options.keep_console)
+    validate(
+        config, bundle, console_socket=options.console_socket, detached=options.detached and not options.keep_console
+    )
     plan = _plan(config, options)
     if config.hooks is not None:
         import subprocess  # noqa: F401  (hooks run in the child: nothing may be imported there)

@@ -56,7 +56,9 @@ def run_hook(hook: oci.Hook, state: dict[str, Any], stage: str) -> None:
         raise HookFailed(f"{stage} hook {hook.path} exited with status {proc.returncode}{tail}")
 
 
-def run_hooks(hooks: list[oci.Hook] | None, state: dict[str, Any], stage: str, *, keep_going: bool = False) -> list[str]:
+def run_hooks(
+    hooks: list[oci.Hook] | None, state: dict[str, Any], stage: str, *, keep_going: bool = False
+) -> list[str]:
     """Run ``hooks`` in order. With ``keep_going`` failures are collected and returned instead of raised."""
     failures: list[str] = []
     for hook in hooks or []:
@@ -69,7 +71,9 @@ def run_hooks(hooks: list[oci.Hook] | None, state: dict[str, Any], stage: str, *
     return failures
 
 
-def hook_state(container_id: str, status: str, pid: int, bundle: str, annotations: dict[str, str] | None) -> dict[str, Any]:
+def hook_state(
+    container_id: str, status: str, pid: int, bundle: str, annotations: dict[str, str] | None
+) -> dict[str, Any]:
     return {
         "ociVersion": oci.OCI_VERSION,
         "id": container_id,

@@ -10,6 +10,7 @@ Selected by the annotation ``org.tinycontainer.init: "true"``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -26,28 +27,22 @@ def run(exec_program: Callable[[], None]) -> NoReturn:
     if child == 0:
         for sig in signal.valid_signals():
             if sig not in _UNCATCHABLE:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
         try:
             exec_program()
         finally:
             os._exit(127)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
-        except ProcessLookupError:
-            pass
 
     for sig in signal.valid_signals():
         if sig in _UNCATCHABLE or sig in _NOT_FORWARDED:
             continue
-        try:
+        with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
     status = 0
     while True:
         try:

@@ -16,7 +16,7 @@ def parse_signal(text: str | int) -> int:
             value = int(word)
         else:
             name = word if word.startswith("SIG") else "SIG" + word
-            if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+            if name.startswith(("SIGRTMIN", "SIGRTMAX")):
                 base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
                 offset = name[8:]
                 try:

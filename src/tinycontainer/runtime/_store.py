@@ -29,9 +29,11 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_+.\-]{1,128}$")
 
 
 def check_id(container_id: str) -> str:
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    # A leading "." is refused too: the runtime keeps its own hidden entries in the state root
+    # (.seccomp-cache), which must never be mistaken for, or collide with, a container.
+    if not _ID_RE.match(container_id) or container_id.startswith("."):
         raise SpecError(
-            f"invalid container id {container_id[:80]!r}: use 1-128 characters from [A-Za-z0-9_+.-], not '.' or '..'"
+            f"invalid container id {container_id[:80]!r}: use 1-128 characters from [A-Za-z0-9_+.-], not starting with '.'"
         )
     return container_id
 
@@ -98,7 +100,9 @@ class Store:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _ID_RE.match(n) and os.path.isdir(os.path.join(self.root, n)))
+        return sorted(
+            n for n in names if _ID_RE.match(n) and not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))
+        )
 
     @contextlib.contextmanager
     def locked(self, container_id: str) -> Iterator[None]:

@@ -36,6 +36,7 @@ then kills the init, removes the cgroup and the state directory (a failed create
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import socket
@@ -113,7 +114,5 @@ def send_error(sock: socket.socket, exc: BaseException) -> None:
         fields.update(errno=exc.errno, syscall=exc.syscall, path=exc.filename)
     elif isinstance(exc, OSError):
         fields.update(errno=exc.errno, path=exc.filename)
-    try:
+    with contextlib.suppress(OSError):
         send(sock, ERROR, **fields)
-    except OSError:
-        pass

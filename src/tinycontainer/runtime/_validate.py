@@ -57,7 +57,9 @@ def _namespaces(config: oci.Config) -> list[oci.Namespace]:
 
 def check_version(config: oci.Config, ctx: Context) -> None:
     if not config.oci_version.startswith("1."):
-        raise SpecError(f"unsupported version {config.oci_version!r} (tinycontainer implements 1.x)", field="ociVersion")
+        raise SpecError(
+            f"unsupported version {config.oci_version!r} (tinycontainer implements 1.x)", field="ociVersion"
+        )
 
 
 def check_root(config: oci.Config, ctx: Context) -> None:

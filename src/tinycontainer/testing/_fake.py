@@ -115,7 +115,9 @@ class FakeSyscalls:
 
     def mount_setattr(self, dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
         self._record(
-            "mount_setattr", (dirfd, path, flags, attr_set, attr_clr), (_fd_target(dirfd), path, flags, attr_set, attr_clr)
+            "mount_setattr",
+            (dirfd, path, flags, attr_set, attr_clr),
+            (_fd_target(dirfd), path, flags, attr_set, attr_clr),
         )
 
     def pivot_root(self, new_root: str, put_old: str) -> None:

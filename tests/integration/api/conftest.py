@@ -5,10 +5,10 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
-import tinycontainer as tc
 from tests.helpers.leaks import LeakCheck
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available
+
+import tinycontainer as tc
 
 
 @pytest.fixture(scope="session")

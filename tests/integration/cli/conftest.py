@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -7,7 +8,6 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
 from tests.helpers.leaks import LeakCheck
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available
 
@@ -33,10 +33,8 @@ class TC:
         return [sys.executable, "-m", "tinycontainer", "--root", self.root]
 
     def _note_ids(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.seen.update(os.listdir(os.path.join(self.root, "containers")))
-        except FileNotFoundError:
-            pass
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 60, input: bytes | None = None

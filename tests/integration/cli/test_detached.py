@@ -40,8 +40,8 @@ def test_detached_logs_exec_stop_rm(tc: TC) -> None:
         first = json.loads(f.readline())
     assert first["stream"] == "stdout" and first["log"] == "started\n" and first["time"].endswith("Z")
     # exec joins the container: same hostname, sees PID 1, env and workdir applied, status passed back.
-    exe = tc("exec", "-e", "X=42", "-w", "/tmp", "web", "/bin/sh", "-c", 'echo "$X $(pwd)"; cat /proc/1/cmdline; exit 7',
-             check=False)
+    exe = tc("exec", "-e", "X=42", "-w", "/tmp", "web", "/bin/sh", "-c",
+             'echo "$X $(pwd)"; cat /proc/1/cmdline; exit 7', check=False)
     assert exe.returncode == 7
     assert exe.stdout.startswith(b"42 /tmp\n/bin/sh\0-c\0")
     assert tc("exec", "web", "/no/such", check=False).returncode == 127
@@ -65,7 +65,8 @@ def test_detached_logs_exec_stop_rm(tc: TC) -> None:
 
 
 def test_logs_follow_ends_with_the_container(tc: TC) -> None:
-    tc("run", "-d", "--name", "f", "--rootfs", tc.rootfs, "--", "/bin/sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done")
+    tc("run", "-d", "--name", "f", "--rootfs", tc.rootfs, "--", "/bin/sh", "-c",
+       "for i in 1 2 3; do echo $i; sleep 0.2; done")
     followed = tc("logs", "-f", "f", timeout=20)
     assert followed.stdout == b"1\n2\n3\n"
     assert tc("wait", "f").stdout.strip() == b"0"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from tests.integration.cli.conftest import TC
 
 
@@ -22,8 +21,6 @@ def _cgroup_file(pid_cgroup: str, controller: str, name: str) -> str:
 def test_seed_flags_apply_all_three_limits(tc: TC) -> None:
     # The container reads its own cgroup membership; the test reads the limit files of exactly
     # those cgroups while the container is still running (it waits for a marker file).
-    marker = os.path.join(tc.rootfs, "tmp")
-    del marker
     result = tc(
         "run", "-name", "t1", "-fs", tc.rootfs, "-memlimit", "64m", "-cpuset", "0", "-cpushare", "512",
         "--", "/bin/sh", "-c", "cat /proc/self/cgroup; "

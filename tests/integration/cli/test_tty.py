@@ -6,7 +6,6 @@ import sys
 import time
 
 import pexpect
-
 from tests.integration.cli.conftest import TC
 
 

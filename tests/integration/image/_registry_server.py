@@ -64,7 +64,7 @@ def start_registry(workdir: str, storage: str, auth_yaml: str = "") -> RegistryP
             f"http:\n  addr: 127.0.0.1:{port}\n  secret: tinycontainer-tests\n"
             f"{auth_yaml}"
         )
-    log = open(os.path.join(workdir, f"registry-{port}.log"), "wb")  # noqa: SIM115 (owned by the process)
+    log = open(os.path.join(workdir, f"registry-{port}.log"), "wb")
     proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=log, stderr=subprocess.STDOUT)
     log.close()
     reg = RegistryProcess(proc, port, storage, workdir)

@@ -5,7 +5,6 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
 from tests.helpers.leaks import LeakCheck
 from tests.helpers.oci import OCIRuntime
 from tests.helpers.rootfs import build_busybox_rootfs, busybox_available

@@ -78,14 +78,23 @@ def test_masked_and_readonly_paths(oci_runtime: OCIRuntime) -> None:
 
 
 def test_default_devices(oci_runtime: OCIRuntime) -> None:
-    script = "for d in null zero full random urandom tty; do stat -c '%n %t:%T %a' /dev/$d; done; readlink /dev/fd; readlink /dev/ptmx"
+    script = (
+        "for d in null zero full random urandom tty; do stat -c '%n %t:%T %a' /dev/$d; done; "
+        "readlink /dev/fd; readlink /dev/ptmx"
+    )
     out = oci_runtime.run_container(["sh", "-c", script]).stdout.decode().splitlines()
     assert out[:6] == [
-        "/dev/null 1:3 666", "/dev/zero 1:5 666", "/dev/full 1:7 666",
-        "/dev/random 1:8 666", "/dev/urandom 1:9 666", "/dev/tty 5:0 666",
+        "/dev/null 1:3 666",
+        "/dev/zero 1:5 666",
+        "/dev/full 1:7 666",
+        "/dev/random 1:8 666",
+        "/dev/urandom 1:9 666",
+        "/dev/tty 5:0 666",
     ]
     assert out[6:] == ["/proc/self/fd", "pts/ptmx"]
-    assert oci_runtime.run_container(["sh", "-c", "echo hi > /dev/null && head -c 4 /dev/zero | wc -c"]).stdout == b"4\n"
+    assert (
+        oci_runtime.run_container(["sh", "-c", "echo hi > /dev/null && head -c 4 /dev/zero | wc -c"]).stdout == b"4\n"
+    )
 
 
 def test_network_namespace_has_only_loopback_up(oci_runtime: OCIRuntime) -> None:

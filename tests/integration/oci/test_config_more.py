@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from tests.helpers.oci import OCIRuntime, base_config
 
 

@@ -7,8 +7,7 @@ import os
 import time
 
 import pytest
-
-from tests.helpers.oci import OCIRuntime, base_config
+from tests.helpers.oci import OCIRuntime
 
 
 def _wait_status(rt: OCIRuntime, cid: str, want: str, timeout: float = 10) -> dict[str, object]:
@@ -44,8 +43,11 @@ def test_signal_exit_status_is_128_plus_signal(oci_runtime: OCIRuntime) -> None:
     cid = rt.new_id()
     # A pid namespace's init cannot be SIGKILLed from inside it (pid_namespaces(7)), so the
     # signal comes from outside, through the runtime.
-    run = subprocess.Popen([*rt.command, "--root", rt.root, "run", "--bundle", rt.bundle(["sleep", "60"]), cid],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [*rt.command, "--root", rt.root, "run", "--bundle", rt.bundle(["sleep", "60"]), cid],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert _wait_status_quiet(rt, cid, "running")
         rt("kill", cid, "KILL")
@@ -176,8 +178,11 @@ def test_concurrent_creates_of_one_id_exactly_one_wins(oci_runtime: OCIRuntime) 
     cid = rt.new_id()
     bundles = [rt.bundle(["sleep", "60"]) for _ in range(4)]
     procs = [
-        subprocess.Popen([*rt.command, "--root", rt.root, "create", "--bundle", b, cid],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*rt.command, "--root", rt.root, "create", "--bundle", b, cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for b in bundles
     ]
     codes = [p.wait(timeout=60) for p in procs]

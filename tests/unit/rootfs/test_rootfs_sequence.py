@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-
-from tinycontainer.linux._libc import AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_RDONLY
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from tinycontainer import oci
 from tinycontainer._errors import KernelError, SpecError
 from tinycontainer.linux import _consts as C
 from tinycontainer.linux import mounts, rootfs
+from tinycontainer.linux._libc import AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_RDONLY
 from tinycontainer.testing import FakeSyscalls
 
 BIND = C.MS_BIND

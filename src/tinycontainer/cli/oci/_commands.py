@@ -223,7 +223,11 @@ def _parse_bytes(text: str) -> int:
 
 def cmd_update(args: argparse.Namespace, log: LogTarget) -> int:
     if args.resources:
-        raw = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
+        if args.resources == "-":
+            raw = sys.stdin.read()
+        else:
+            with open(args.resources) as f:
+                raw = f.read()
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -237,7 +241,9 @@ def cmd_update(args: argparse.Namespace, log: LogTarget) -> int:
             resources.memory.limit = _parse_bytes(args.memory)
         if args.memory_swap is not None:
             resources.memory.swap = _parse_bytes(args.memory_swap)
-    if any(v is not None for v in (args.cpu_shares, args.cpu_quota, args.cpu_period, args.cpuset_cpus, args.cpuset_mems)):
+    if any(
+        v is not None for v in (args.cpu_shares, args.cpu_quota, args.cpu_period, args.cpuset_cpus, args.cpuset_mems)
+    ):
         resources.cpu = resources.cpu or oci.CPU()
         for name in ("cpu_shares", "cpu_quota", "cpu_period"):
             value = getattr(args, name)
