@@ -142,8 +142,12 @@ def python_spec(spec: Spec | None, python: str | None = None) -> tuple[Spec, lis
     mounted = [m.target for m in spec.mounts]
     want: list[str] = []
     if spec.host_root:
-        hidden = [d for d in HOST_PRIVATE_DIRS]
-        want = [p for p in paths if _covered(p, hidden)]
+        # Import directories under the private /tmp, /run, /var/tmp are not visible. Binding
+        # them back would be the fix, but the engine stages the host's / on a tmpfs over /tmp
+        # (linux/rootfs.py _stage_host_root), which hides bind sources there too; until that
+        # changes they are left out (functions defined in __main__ still travel by value).
+        hidden = list(HOST_PRIVATE_DIRS)
+        paths = [p for p in paths if not _covered(p, hidden)]
     else:
         candidates = list(paths)
         if python is None:

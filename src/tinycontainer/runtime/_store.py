@@ -33,7 +33,8 @@ def check_id(container_id: str) -> str:
     # (.seccomp-cache), which must never be mistaken for, or collide with, a container.
     if not _ID_RE.match(container_id) or container_id.startswith("."):
         raise SpecError(
-            f"invalid container id {container_id[:80]!r}: use 1-128 characters from [A-Za-z0-9_+.-], not starting with '.'"
+            f"invalid container id {container_id[:80]!r}: "
+            "use 1-128 characters from [A-Za-z0-9_+.-], not starting with '.'"
         )
     return container_id
 

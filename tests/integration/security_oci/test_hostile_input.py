@@ -154,7 +154,9 @@ def test_20mb_environment(oci: OCIRuntime) -> None:
     assert oci("state", cid, check=False).returncode != 0
 
 
-@pytest.mark.parametrize("cid", ["..", ".", ".seccomp-cache", "a/b", "../escape", "x" * 1000, "", "-rf", "a\nb", "/abs"])
+@pytest.mark.parametrize(
+    "cid", ["..", ".", ".seccomp-cache", "a/b", "../escape", "x" * 1000, "", "-rf", "a\nb", "/abs"]
+)
 def test_hostile_container_ids(oci: OCIRuntime, cid: str) -> None:
     bundle = oci.bundle(["true"])
     before = tree_snapshot(os.path.dirname(oci.root))
