@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import resource
+import signal
 import stat
 from dataclasses import dataclass, field
 
@@ -227,7 +228,25 @@ def drop_privileges(plan: ProcessPlan, sys: Syscalls) -> None:
         sys.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
 
 
+def reset_signals() -> None:
+    """Give the program default signal dispositions and an empty mask.
+
+    execve(2) resets handled signals but keeps ignored ones and the blocked mask
+    (signal(7), "Signal mask and pending signals"). CPython ignores SIGPIPE, so without this
+    every container would inherit an ignored SIGPIPE and `yes | head` would never end."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def exec_program(plan: ProcessPlan, sys: Syscalls, path: str, args: list[str], env: dict[str, str]) -> None:
+    reset_signals()
     if plan.seccomp_bpf is not None and plan.process.no_new_privileges:
         sys.seccomp_set_filter(plan.seccomp_bpf, plan.seccomp_flags)
     try:

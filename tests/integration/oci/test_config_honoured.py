@@ -134,3 +134,10 @@ def test_cgroup_membership_is_real(oci_runtime: OCIRuntime) -> None:
     with open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes") as f:
         assert int(f.read()) == 64 * 1024 * 1024
     rt("delete", "--force", cid)
+
+
+def test_signals_start_with_default_dispositions(oci_runtime: OCIRuntime) -> None:
+    # CPython ignores SIGPIPE; an ignored disposition survives execve, so the runtime must reset
+    # it or `yes | head` in a container would spin forever. SigIgn lists ignored signals.
+    out = oci_runtime.run_container(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]).stdout.split()
+    assert out == [b"SigBlk:", b"0000000000000000", b"SigIgn:", b"0000000000000000"]
