@@ -77,6 +77,18 @@ def _quiet_signals() -> None:
             signal.signal(sig, ignore)
 
 
+def _release_stdio() -> None:
+    # The container has its own copies of our 0/1/2 now. Keeping ours would hold its pipes
+    # open: a reader would see EOF only when this supervisor exits, not when the container's
+    # processes are done with them.
+    fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for target in (0, 1, 2):
+            os.dup2(fd, target, inheritable=False)
+    finally:
+        os.close(fd)
+
+
 class _Base:
     def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
         from .runtime import Runtime
@@ -180,6 +192,7 @@ class _RunMonitor(_Base):
             self.fail(exc)
             self.cleanup()
             return
+        _release_stdio()
         self.send({"event": "created", "pid": self.container.pid})
         if self.request.get("autostart"):
             self.start()
@@ -370,6 +383,7 @@ class _ExecMonitor(_Base):
             self.fail(exc)
             return
         self.pid = result.pid
+        _release_stdio()
         self.send({"event": "started", "pid": self.pid})
         status = self.wait_process(self.pid)
         returncode = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
