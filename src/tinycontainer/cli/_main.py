@@ -51,6 +51,11 @@ COMMANDS: dict[str, CommandInfo] = {
     "pull": CommandInfo("Pull an image", "cmd_pull"),
     "images": CommandInfo("List images", "cmd_images"),
     "rmi": CommandInfo("Remove images", "cmd_rmi"),
+    "image": CommandInfo("Manage images: ls, pull, rm, inspect, prune, save, load", "cmd_image"),
+    "save": CommandInfo("Write images to a tar archive (OCI layout + docker manifest.json)", "cmd_save"),
+    "load": CommandInfo("Load images from a tar archive (OCI layout or docker save)", "cmd_load"),
+    "login": CommandInfo("Store credentials for a registry", "cmd_login"),
+    "logout": CommandInfo("Remove stored credentials for a registry", "cmd_logout"),
     "version": CommandInfo("Show the version", "cmd_version"),
     "info": CommandInfo("Show where state lives and what the host supports", "cmd_info"),
 }

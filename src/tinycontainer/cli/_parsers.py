@@ -244,3 +244,73 @@ def pause_parser(name: str) -> Callable[[], Parser]:
         return _names(name, f"{verb} every process of containers (cgroup freezer).", f"  tcontainer {name} web\n")
 
     return build
+
+
+def login_parser() -> Parser:
+    p = _parser(
+        "login",
+        "Check credentials against a registry and store them in the containers auth file\n"
+        "($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json, else /run/containers/UID/auth.json),\n"
+        "which podman and skopeo read too. The password is read from stdin (--password-stdin) or asked\n"
+        "for on the terminal; it is never printed.",
+        "  echo \"$TOKEN\" | tcontainer login -u me --password-stdin registry.example.com\n"
+        "  tcontainer login 127.0.0.1:5000\n",
+    )
+    p.add_argument("registry", nargs="?", default="docker.io", metavar="REGISTRY")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password", help="insecure: visible in ps and shell history; use --password-stdin")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--authfile", help="credentials file to write (default: see above)")
+    p.add_argument("--insecure", action="store_true", help="talk plain http to a non-loopback registry")
+    return p
+
+
+def logout_parser() -> Parser:
+    p = _parser("logout", "Remove a registry's stored credentials.", "  tcontainer logout registry.example.com\n")
+    p.add_argument("registry", nargs="?", default="docker.io", metavar="REGISTRY")
+    p.add_argument("--authfile", help="credentials file (default: as for login)")
+    return p
+
+
+def save_parser() -> Parser:
+    p = _parser(
+        "save",
+        "Write images to a tar archive: an OCI image layout that also carries docker's manifest.json,\n"
+        "so podman load, skopeo (oci-archive:) and docker load read it.",
+        "  tcontainer save -o busybox.tar busybox\n  tcontainer save busybox alpine > images.tar\n",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="archive to write (default: stdout, if not a terminal)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    return p
+
+
+def load_parser() -> Parser:
+    p = _parser(
+        "load",
+        "Load images from a tar archive: an OCI image layout (oci-layout, index.json, blobs/) or the\n"
+        "output of docker save (manifest.json + layer tars). Digests are verified and layers unpacked\n"
+        "with the same containment as pulls.",
+        "  tcontainer load -i busybox.tar\n  skopeo copy docker://busybox docker-archive:/dev/stdout | tcontainer load\n",
+    )
+    p.add_argument("-i", "--input", metavar="FILE", help="archive to read (default: stdin)")
+    p.add_argument("--repository", metavar="NAME",
+                   help="repository for OCI entries whose ref.name is only a tag (skopeo's oci:DIR:TAG)")
+    p.add_argument("--platform", help="os/arch[/variant] to pick from multi-platform entries (default: this host)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def image_inspect_parser() -> Parser:
+    p = _parser("image inspect", "Show images as JSON: ids, digests, tags, config, layers, sizes.",
+                "  tcontainer image inspect busybox\n")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    return p
+
+
+def image_prune_parser() -> Parser:
+    p = _parser("image prune", "Remove unused images and free their layers and blobs.",
+                "  tcontainer image prune\n  tcontainer image prune -a -f\n")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove every image no container uses (default: only untagged ones)")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for docker compatibility)")
+    return p

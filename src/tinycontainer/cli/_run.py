@@ -18,20 +18,19 @@ if TYPE_CHECKING:
 
 
 def pull_image(home: Home, ref: str, *, platform: str | None = None, quiet: bool = False) -> Image:
-    from ..image import ProgressEvent
+    from ._progress import PullProgress
 
-    seen: set[str] = set()
-
-    def progress(event: ProgressEvent) -> None:
-        if quiet or event.phase not in ("exists", "done") or event.layer in seen:
-            return
-        seen.add(event.layer)
-        word = "Already exists" if event.phase == "exists" else "Pull complete"
-        print(f"{event.layer.removeprefix('sha256:')[:12]}: {word}", file=sys.stderr)
-
+    # Progress goes to stderr: stdout carries only the result (the image id), for scripts.
+    progress = PullProgress.for_stream(sys.stderr, quiet=quiet)
     if not quiet:
         print(f"Pulling {ref}", file=sys.stderr)
-    return home.images.pull(ref, platform=platform, progress=progress)
+    try:
+        img = home.images.pull(ref, platform=platform, progress=progress)
+    finally:
+        progress.finish()
+    if not quiet:
+        print(f"Digest: {img.digest}", file=sys.stderr)
+    return img
 
 
 def ensure_image(home: Home, ref: str) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .._errors import RegistryError
@@ -98,13 +101,24 @@ def _read_value(header: str, pos: int) -> tuple[str, int]:
     return header[start:pos].strip(), pos
 
 
-def _auth_files() -> Iterable[str]:
+def default_auth_file() -> str:
+    """Where ``login`` writes: podman's and skopeo's file, so all three tools share credentials.
+
+    containers-auth.json(5): ``$REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``,
+    else ``/run/containers/$UID/auth.json`` (what podman uses for root without a runtime dir).
+    """
     explicit = os.environ.get("REGISTRY_AUTH_FILE")
     if explicit:
-        yield explicit
+        return explicit
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir:
-        yield os.path.join(runtime_dir, "containers", "auth.json")
+        return os.path.join(runtime_dir, "containers", "auth.json")
+    return os.path.join("/run/containers", str(os.getuid()), "auth.json")
+
+
+def _auth_files() -> Iterable[str]:
+    # Added with login: the runtime-dir fallback of default_auth_file, so what login wrote is read back.
+    yield default_auth_file()
     docker_dir = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
     yield os.path.join(docker_dir, "config.json")
 
@@ -174,3 +188,99 @@ def load_credentials(domain: str, repository: str, files: Iterable[str] | None =
                 if creds is not None:
                     return creds
     return None
+
+
+def login_key(registry: str) -> str:
+    """The ``auths`` key for a registry given as ``host[:port]``, a URL, or Docker Hub's aliases."""
+    key = _normalize_key(registry.strip())
+    if "/" in key:
+        key = key.split("/", 1)[0]
+    if not key:
+        raise RegistryError("no registry given")
+    if key in ("index.docker.io", "registry-1.docker.io"):
+        return DOCKER_HUB
+    return key.lower()
+
+
+def _read_auth_doc(path: str) -> dict[str, object]:
+    try:
+        with open(path, "rb") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read credentials file {path}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"credentials file {path} is not a JSON object")
+    return doc
+
+
+def _write_auth_doc(path: str, doc: dict[str, object]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # mkstemp creates the file 0600 before a byte of the secret is written; rename(2) makes the
+    # switch atomic, so a reader (a concurrent pull) never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".auth-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent="\t")
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_credentials(registry: str, credentials: Credentials, path: str | None = None) -> str:
+    """Store ``credentials`` for ``registry`` (file mode 0600, atomic); return the file's path.
+
+    Other registries' entries and unknown top-level keys (``credHelpers``...) are kept.
+    """
+    path = path or default_auth_file()
+    key = login_key(registry)
+    with _locked(path):
+        doc = _read_auth_doc(path)
+        auths = doc.get("auths")
+        if not isinstance(auths, dict):
+            auths = {}
+        for other in [k for k in auths if _normalize_key(k) == key]:
+            del auths[other]
+        raw = f"{credentials.username}:{credentials.password}".encode()
+        auths[key] = {"auth": base64.b64encode(raw).decode("ascii")}
+        doc["auths"] = auths
+        _write_auth_doc(path, doc)
+    return path
+
+
+def remove_credentials(registry: str, path: str | None = None) -> bool:
+    """Forget ``registry``'s credentials; False when there were none."""
+    path = path or default_auth_file()
+    key = login_key(registry)
+    with _locked(path):
+        doc = _read_auth_doc(path)
+        auths = doc.get("auths")
+        if not isinstance(auths, dict):
+            return False
+        matching = [k for k in auths if _normalize_key(k) == key]
+        if not matching:
+            return False
+        for other in matching:
+            del auths[other]
+        _write_auth_doc(path, doc)
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """Serialise read-modify-write of the file between concurrent logins (a sibling lock file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

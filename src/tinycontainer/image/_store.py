@@ -23,9 +23,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 from .._errors import DigestMismatch, ImageError
 from ..linux._syscalls import LinuxSyscalls, Syscalls
@@ -44,7 +44,10 @@ from ._unpack import UnpackOptions, apply_layer
 DEFAULT_ROOT = "/var/lib/tcontainer/images"
 _MAX_INDEX_DEPTH = 4
 
-Phase = Literal["exists", "downloading", "unpacking", "done"]
+Phase = Literal["waiting", "exists", "downloading", "unpacking", "done"]
+
+# refs.json key of an image loaded from an archive that named no reference (docker's <none>).
+UNTAGGED_PREFIX = "<none>@"
 
 
 class ImageNotFound(ImageError):
@@ -55,7 +58,12 @@ class ImageNotFound(ImageError):
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Progress of one layer; ``layer`` is its compressed blob digest, sizes are in bytes."""
+    """Progress of one layer; ``layer`` is its compressed blob digest, sizes are in bytes.
+
+    Every layer to fetch first gets ``waiting`` (so a renderer knows the total up front), then
+    ``exists`` if it is already unpacked, else ``downloading`` (done = bytes received),
+    ``unpacking`` (done = compressed bytes consumed) and ``done``.
+    """
 
     layer: str
     phase: Phase
@@ -163,7 +171,7 @@ class ImageStore:
             self._set_refs({str(reference): chain})
         return self._load(chain, (str(reference),))
 
-    def _plan(self, client: RegistryClient, reference: Reference, manifest: Manifest) -> list[_LayerJob]:
+    def _plan(self, client: RegistryClient | None, reference: Reference | str, manifest: Manifest) -> list[_LayerJob]:
         doc = manifest.doc
         config = doc.get("config")
         if not isinstance(config, Mapping):
@@ -175,8 +183,10 @@ class ImageStore:
         config_size = _descriptor_size(config)
         if self.content.has(config_digest):
             config_raw = self.content.read(config_digest)
-        else:
+        elif client is not None:
             config_raw = client.read_blob(config_digest, config_size, M.MAX_CONFIG_BYTES)
+        else:
+            raise ImageError(f"{reference}: config blob {config_digest} is missing")
         parsed = parse_image_config(config_raw)
         layers = doc.get("layers")
         if not isinstance(layers, list):
@@ -208,8 +218,10 @@ class ImageStore:
         self.content.put(config_digest, config_raw)
         return jobs
 
-    def _fetch_layers(self, client: RegistryClient, jobs: list[_LayerJob], report: ProgressCallback) -> None:
+    def _fetch_layers(self, client: RegistryClient | None, jobs: list[_LayerJob], report: ProgressCallback) -> None:
         unique = list({job.diff_id: job for job in jobs}.values())
+        for job in unique:
+            report(ProgressEvent(job.blob, "waiting", 0, job.size))
         if len(unique) <= 1 or self.max_parallel == 1:
             for job in unique:
                 self._ensure_layer(client, job, report)
@@ -231,7 +243,7 @@ class ImageStore:
     def layer_path(self, diff_id: str) -> str:
         return os.path.join(self.layers_dir, check_digest(diff_id, "layer diff_id")[len("sha256:") :])
 
-    def _ensure_layer(self, client: RegistryClient, job: _LayerJob, report: ProgressCallback) -> None:
+    def _ensure_layer(self, client: RegistryClient | None, job: _LayerJob, report: ProgressCallback) -> None:
         final = self.layer_path(job.diff_id)
         if os.path.isdir(final):
             report(ProgressEvent(job.blob, "exists", job.size, job.size))
@@ -241,6 +253,8 @@ class ImageStore:
                 report(ProgressEvent(job.blob, "exists", job.size, job.size))
                 return
             if not self.content.has(job.blob):
+                if client is None:
+                    raise ImageError(f"layer blob {job.blob} is missing from the image store")
                 report(ProgressEvent(job.blob, "downloading", 0, job.size))
                 with self.content.writer(job.blob) as out:
                     client.download_blob(
@@ -250,15 +264,15 @@ class ImageStore:
                         lambda done: report(ProgressEvent(job.blob, "downloading", done, job.size)),
                     )
             report(ProgressEvent(job.blob, "unpacking", 0, job.size))
-            self._unpack(job, final)
+            self._unpack(job, final, lambda done: report(ProgressEvent(job.blob, "unpacking", done, job.size)))
             report(ProgressEvent(job.blob, "done", job.size, job.size))
 
-    def _unpack(self, job: _LayerJob, final: str) -> None:
+    def _unpack(self, job: _LayerJob, final: str, progress: Callable[[int], None] | None = None) -> None:
         work = tempfile.mkdtemp(dir=self.content.tmp, prefix="layer-")
         try:
             diff = os.path.join(work, "diff")
             os.mkdir(diff, 0o755)
-            unpacked = self._apply_blob(job.blob, job.diff_id, diff, "overlay")
+            unpacked = self._apply_blob(job.blob, job.diff_id, diff, "overlay", progress)
             write_atomic(os.path.join(work, "size"), str(unpacked).encode())
             # Another image may share this diff_id with a differently compressed blob: remember
             # which blob this layer came from so flatten and prune can find it.
@@ -274,14 +288,55 @@ class ImageStore:
             remove_tree(work)
             raise
 
-    def _apply_blob(self, blob: str, diff_id: str, dest: str, mode: Literal["overlay", "flatten"]) -> int:
+    def _apply_blob(
+        self,
+        blob: str,
+        diff_id: str,
+        dest: str,
+        mode: Literal["overlay", "flatten"],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         with open(self.content.path(blob), "rb") as raw:
-            reader = HashingReader(open_decompressed(raw))
+            source: BinaryIO = raw if progress is None else cast(BinaryIO, _CountingFile(raw, progress))
+            reader = HashingReader(open_decompressed(source))
             result = apply_layer(reader, dest, mode=mode, options=self.unpack_options)
             reader.drain()
         if reader.digest() != diff_id:
             raise DigestMismatch(diff_id, reader.digest(), "layer diff_id")
         return result.bytes
+
+    def add_local(
+        self, chain: list[str], references: Sequence[str], *, progress: ProgressCallback | None = None
+    ) -> Image:
+        """Register an image whose blobs are already verified in the content store (``load``).
+
+        ``chain`` is the top digest first and the platform manifest last, as recorded by pulls;
+        the layers are unpacked like pulled ones and ``references`` (may be empty: an untagged
+        image) point at it. The caller holds :meth:`locked` so that a prune cannot remove the
+        blobs between their write and this call.
+        """
+        manifest_digest = check_digest(chain[-1], "manifest")
+        doc = _json(self.content.read(manifest_digest), manifest_digest)
+        media_type = doc.get("mediaType")
+        if "manifests" in doc or media_type in M.INDEX_TYPES:
+            raise ImageError(f"{manifest_digest}: expected an image manifest, found an index")
+        manifest = Manifest(b"", manifest_digest, str(media_type or M.OCI_MANIFEST), doc)
+        jobs = self._plan(None, references[0] if references else manifest_digest, manifest)
+        self._fetch_layers(None, jobs, _serialized(progress))
+        keys = [str(parse_reference(r)) for r in references] or [UNTAGGED_PREFIX + manifest_digest]
+        with flocked(os.path.join(self.root, "refs.lock")):
+            refs = self._read_refs()
+            if references:
+                refs.pop(UNTAGGED_PREFIX + manifest_digest, None)
+            refs.update({key: list(chain) for key in keys})
+            self._write_refs(refs)
+        return self._load(list(chain), tuple(keys))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's shared lock: blobs written meanwhile survive a concurrent prune."""
+        with self._store_lock(shared=True):
+            yield
 
     # -- the refs index -------------------------------------------------------------------------
 
@@ -335,7 +390,7 @@ class ImageStore:
             id=config_digest,
             digest=chain[0],
             manifest_digest=chain[-1],
-            references=tuple(sorted(references)),
+            references=tuple(sorted(r for r in references if not r.startswith(UNTAGGED_PREFIX))),
             config=parsed.config,
             layers=tuple(parsed.diff_ids),
             layer_blobs=blobs,
@@ -522,6 +577,36 @@ def _remove_counted(path: str) -> int:
             total += os.lstat(path).st_size
             os.unlink(path)
     return total
+
+
+class _CountingFile:
+    """A read-only file wrapper that reports how many bytes were consumed (unpack progress)."""
+
+    def __init__(self, inner: BinaryIO, progress: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._progress = progress
+        self._reported = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        position = self._inner.tell()
+        # Report at most every MiB: a callback per 8 KiB gzip read would cost more than the unpack.
+        if position - self._reported >= 1 << 20 or not data:
+            self._reported = position
+            self._progress(position)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
 
 
 def _serialized(callback: ProgressCallback | None) -> ProgressCallback:

@@ -7,6 +7,7 @@ exits, and signalling or reporting that process would be wrong (runc ``refreshSt
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 
@@ -51,7 +52,6 @@ def status_field(pid: int, name: str) -> str | None:
 
 def children_in_pidns(pid: int) -> list[int]:
     """All host pids whose pid namespace is the one of ``pid`` (for ``ps`` and ``kill --all``)."""
-    import os
 
     try:
         target = os.readlink(f"/proc/{pid}/ns/pid")
@@ -67,3 +67,27 @@ def children_in_pidns(pid: int) -> list[int]:
         except OSError:
             continue
     return sorted(found)
+
+
+def set_cmdline(title: str) -> None:
+    """Overwrite this process's argv area so /proc/PID/cmdline shows ``title``.
+
+    The container's init starts as a fork of the runtime (or of a library user's program), and
+    processes in the container can read PID 1's cmdline: without this they would see the
+    caller's arguments, which may hold secrets. prctl(PR_SET_MM_ARG_START) needs
+    CAP_SYS_RESOURCE; writing our own memory through /proc/self/mem does not. CPython copied
+    argv at start-up and never reads the original strings again.
+    """
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # stat(5): fields 48 and 49 are arg_start and arg_end; fields[0] here is field 3.
+    arg_start, arg_end = int(fields[45]), int(fields[46])
+    size = arg_end - arg_start
+    if size <= 0:
+        return
+    data = title.encode()[: size - 1]
+    fd = os.open("/proc/self/mem", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, data + b"\0" * (size - len(data)), arg_start)
+    finally:
+        os.close(fd)

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import select
+import signal
 import socket
 import termios
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import NoReturn
 from .. import oci
 from ..linux import _consts as C
 from ..linux import namespaces, netdev
+from ..linux import proc as proc_info
 from ..linux import rootfs as _rootfs
 from ..linux._syscalls import Syscalls
 from . import _child, _hooks, _reaper, _sync
@@ -107,6 +109,9 @@ def _write_time_offsets(config: oci.Config) -> None:
 
 
 def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
+    # PID 1's cmdline is readable inside the container: show ours, not the caller's argv.
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        proc_info.set_cmdline("tcontainer-init")
     try:
         _init(ctx, opened)
     except BaseException as exc:
@@ -216,6 +221,11 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
 
     _child.drop_privileges(ctx.plan, sys)
 
+    if ctx.plan.reaper:
+        # Signals sent between `start` and the reaper's handlers must not be lost: PID 1 of a
+        # pid namespace drops signals it has no handler for, but a blocked signal stays
+        # pending (kernel/signal.c sig_ignored: "Blocked signals are never ignored").
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     # (6) setup is complete; from here on errors can only go to the container's stderr
     _sync.send(ctx.sock, _sync.READY)
     ctx.sock.close()

@@ -43,6 +43,8 @@ def run(exec_program: Callable[[], None]) -> NoReturn:
             continue
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, forward)
+    # The init blocked every signal before `start`; whatever arrived since is delivered now.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     status = 0
     while True:
         try:

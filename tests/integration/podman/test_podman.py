@@ -82,6 +82,16 @@ def test_memory_limit_oom_kills(podman: Podman) -> None:
     assert out.stdout.strip() == b"67108864"
 
 
+def test_update_changes_the_memory_limit(podman: Podman, name: str) -> None:
+    # podman passes the new limits as `RUNTIME update --resources=FILE ID`
+    cid = podman(*podman.run_args("-d", "--memory", "64m", "--name", name, IMAGE, "sleep", "1000")).stdout.decode()
+    limit = os.path.join(podman.cgroup_dir("memory", cid.strip()), "memory.limit_in_bytes")
+    assert _read(limit) == str(64 << 20)
+    podman("update", "--memory", "128m", name)
+    assert _read(limit) == str(128 << 20)
+    podman("rm", "--force", "--time", "0", name)
+
+
 def test_run_it_gets_a_real_tty(podman: Podman) -> None:
     pexpect = pytest.importorskip("pexpect")
     argv = podman.argv(*podman.run_args("-it", "--rm", IMAGE, "sh"))
