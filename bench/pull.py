@@ -8,7 +8,7 @@ wire carries the full size), pushes it once to a docker-registry started on 127.
 interleaved rounds; every round runs each contender once in a fresh random order, into fresh
 temp directories, so machine load hits all alike. Wall time is spawn to wait4(2); CPU is the
 child's rusage (user + system, with the descendants it reaped). Ratios are medians of the
-per-round ratios.
+per-round ratios. sync(2) runs before every timed command, so each pays only for its own writes.
 
 Contenders:
   download (blobs only, verified, stored):
@@ -62,6 +62,9 @@ class Results:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> Sample:
+    # Each round writes ~1.5 GB: without this, a contender pays for the writeback of the one
+    # before it (wall times swung 2x). Outside the timed window.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None

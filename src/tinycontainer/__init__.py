@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import aio as aio
     from ._api import run as run
+    from ._call import call as call
     from ._errors import ContainerError as ContainerError
     from ._errors import ContainerExists as ContainerExists
     from ._errors import ContainerNotFound as ContainerNotFound
@@ -37,9 +38,13 @@ if TYPE_CHECKING:
     from ._errors import TinyContainerError as TinyContainerError
     from ._errors import UnsupportedError as UnsupportedError
     from ._errors import WrongStatus as WrongStatus
+    from ._executor import ContainerExecutor as ContainerExecutor
+    from ._executor import ContainerFuture as ContainerFuture
     from ._handle import Container as Container
     from ._handle import create as create
     from ._handle import start as start
+    from ._pyworker import RemoteTraceback as RemoteTraceback
+    from ._pyworker import WorkerDied as WorkerDied
     from ._result import Reason as Reason
     from ._result import Result as Result
     from ._result import TimeoutExpired as TimeoutExpired
@@ -50,12 +55,16 @@ if TYPE_CHECKING:
     from ._stdio import DEVNULL as DEVNULL
     from ._stdio import PIPE as PIPE
     from ._stdio import STDOUT as STDOUT
+    from ._warm import WarmLauncher as WarmLauncher
+    from ._warm import use_warm_starts as use_warm_starts
 
 __version__ = "0.1.0"
 
 # name -> module that defines it. Helpers adding public names add them here and to __all__.
 _LAZY: dict[str, str] = {
     "Container": "._handle",
+    "ContainerExecutor": "._executor",
+    "ContainerFuture": "._executor",
     "ContainerError": "._errors",
     "ContainerExists": "._errors",
     "ContainerNotFound": "._errors",
@@ -66,6 +75,7 @@ _LAZY: dict[str, str] = {
     "Mount": "._spec",
     "PIPE": "._stdio",
     "Reason": "._result",
+    "RemoteTraceback": "._pyworker",
     "Result": "._result",
     "STDOUT": "._stdio",
     "Spec": "._spec",
@@ -75,13 +85,17 @@ _LAZY: dict[str, str] = {
     "TinyContainerError": "._errors",
     "UnsupportedError": "._errors",
     "Usage": "._result",
+    "WarmLauncher": "._warm",
+    "WorkerDied": "._pyworker",
     "WrongStatus": "._errors",
+    "call": "._call",
     "create": "._handle",
     "parse_size": "._spec",
     "run": "._api",
     "start": "._handle",
+    "use_warm_starts": "._warm",
 }
-_SUBMODULES = frozenset({"aio"})
+_SUBMODULES = frozenset({"aio", "dask"})
 
 
 def __getattr__(name: str) -> Any:
@@ -105,7 +119,9 @@ def __dir__() -> list[str]:
 __all__ = [
     "Container",
     "ContainerError",
+    "ContainerExecutor",
     "ContainerExists",
+    "ContainerFuture",
     "ContainerNotFound",
     "DEVNULL",
     "ImageError",
@@ -114,6 +130,7 @@ __all__ = [
     "Mount",
     "PIPE",
     "Reason",
+    "RemoteTraceback",
     "Result",
     "STDOUT",
     "Spec",
@@ -123,10 +140,14 @@ __all__ = [
     "TinyContainerError",
     "UnsupportedError",
     "Usage",
+    "WarmLauncher",
+    "WorkerDied",
     "WrongStatus",
     "aio",
+    "call",
     "create",
     "parse_size",
     "run",
     "start",
+    "use_warm_starts",
 ]

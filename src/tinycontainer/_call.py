@@ -59,11 +59,16 @@ def call(
         except TimeoutError:
             worker.kill()
             assert timeout is not None
-            raise TimeoutExpired(worker.container.args, timeout) from None
+            raise TimeoutExpired(describe(fn), timeout) from None
     finally:
         worker.close()
     result: T = unpack_reply(reply)
     return result
 
 
-__all__ = ["call"]
+def describe(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"call({name})"
+
+
+__all__ = ["call", "describe"]

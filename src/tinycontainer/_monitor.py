@@ -6,8 +6,10 @@ survives the CLI (a closed terminal, a Ctrl-C, ``-d``). It creates the container
 engine as a child subreaper (PR_SET_CHILD_SUBREAPER, prctl(2)), so the container's init is
 reparented to it and it alone can wait(2) for the exit status. It then
 
-* copies a detached container's stdout/stderr (pipes, or the pty master) into the JSON-lines
-  log (:mod:`._logs`), size-capped;
+* copies the container's stdout/stderr (pipes, or the pty master) into the JSON-lines log
+  (:mod:`._logs`), size-capped, attached or not (``tcontainer logs`` shows a foreground run too),
+  and to every attached client (:mod:`._attach`: the launching CLI and ``tcontainer attach``);
+* keeps the container's stdin (the pty master, or a pipe for ``-d -i``) for clients to type into;
 * records running/exited, pid, start and finish times, the exit code and whether the memory
   cgroup's OOM killer struck (:mod:`._records`);
 * deletes the engine container and the bundle (cgroups, overlay mount) when the init exits,
@@ -17,21 +19,20 @@ The CLI that launched it keeps one end of a SOCK_SEQPACKET socketpair::
 
     CLI                                   monitor
     fork, setsid, fork ---------------->  prepare bundle, engine create (stdio / pty)
-      <-- started {pid} [+ pty master] -  engine start          (or: error {message, status})
-    proxy the pty / forward signals       pump logs, wait for the init
-      <-- exited {code, oom} -----------  delete engine container + bundle, record exit
+      <-- started {pid, tty} -----------  engine start          (or: error {message, status})
+    resize / forward signals              pump output to the log and the clients, wait for the init
+      <-- detached | exited {code, oom} - delete engine container + bundle, record exit
 
-EOF on the CLI's side without ``exited`` means the monitor died (``tcontainer gc`` cleans up);
-EOF on the monitor's side means nobody is attached any more (detach keys, or ``-d``): from then
-on a pty is drained into the log.
+An attached launcher is the monitor's first client: being a fork of the CLI, the monitor already
+holds the CLI's stdio. EOF on the CLI's side without ``exited`` means the monitor died
+(``tcontainer gc`` cleans up); EOF on the monitor's side means the CLI is gone: its stdio is
+dropped and the container carries on.
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
 import errno
-import json
 import os
 import select
 import signal
@@ -42,11 +43,13 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
 
+from ._attach import DetachScanner, Outcome, recv_msg, send_msg, wait_outcome
+from ._attach import listen as attach_listen
 from ._errors import TinyContainerError
 from ._records import Record, RecordStore, StateDirs, now_iso
 from .linux import proc
+from .runtime._console import copy_winsize
 
-_MAX_MSG = 1 << 16
 DRAIN_TIMEOUT = 2.0
 
 # docker's statuses when the container's command could not run (docs "Exit Status"):
@@ -84,7 +87,7 @@ def exit_code(wait_status: int) -> int:
 @dataclass(frozen=True)
 class Started:
     pid: int
-    console_fd: int | None
+    tty: bool
 
 
 @dataclass(frozen=True)
@@ -98,21 +101,11 @@ class Exited:
 
 
 def _send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-    payload = json.dumps(msg).encode()
-    # MSG_NOSIGNAL: a CLI that went away must give EPIPE, not kill the monitor with SIGPIPE.
-    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sock.sendmsg([payload], ancillary, socket.MSG_NOSIGNAL)
+    send_msg(sock, msg, fds)
 
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    fds = array.array("i")
-    data, ancdata, _flags, _addr = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(4))
-    for level, ctype, cdata in ancdata:
-        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
-            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
-    if not data:
-        return None, list(fds)
-    return json.loads(data), list(fds)
+    return recv_msg(sock)
 
 
 class Channel:
@@ -124,26 +117,33 @@ class Channel:
 
     def wait_started(self) -> Started:
         msg, fds = _recv(self.sock)
+        for fd in fds:
+            os.close(fd)
         if msg is None:
             raise LaunchError("the container's monitor exited during start-up (see tcontainer gc)")
         if msg.get("type") == "error":
             raise LaunchError(str(msg.get("message")), int(msg.get("status") or STATUS_FAILED))
-        return Started(pid=int(msg["pid"]), console_fd=fds[0] if fds else None)
+        return Started(pid=int(msg["pid"]), tty=bool(msg.get("tty")))
+
+    def wait_outcome(self, *, resize: bool) -> Outcome:
+        """Until the container exits or (with a terminal) the detach keys are typed."""
+        try:
+            return wait_outcome(self.sock, resize=resize)
+        except TinyContainerError:
+            raise LaunchError("the container's monitor died before the container exited (run tcontainer gc)") from None
 
     def wait_exited(self) -> Exited:
-        msg, _ = _recv(self.sock)
-        if msg is None or msg.get("type") != "exited":
-            raise LaunchError("the container's monitor died before the container exited (run tcontainer gc)")
-        limit = msg.get("memory_limit")
-        return Exited(code=int(msg["code"]), oom_killed=bool(msg.get("oom")), memory_limit=limit)
+        outcome = self.wait_outcome(resize=False)
+        return Exited(code=outcome.code, oom_killed=outcome.oom_killed, memory_limit=outcome.memory_limit)
 
     def close(self) -> None:
         self.sock.close()
 
 
-def launch(dirs: StateDirs, container_id: str, *, attached: bool) -> Channel:
-    """Start the monitor of an existing record. ``attached``: the container gets the caller's
-    stdio (or, with a tty, the caller receives the pty master); otherwise output goes to the log."""
+def launch(dirs: StateDirs, container_id: str, *, attached: bool, detach_keys: bytes = b"") -> Channel:
+    """Start the monitor of an existing record. ``attached``: the caller's stdio becomes the
+    monitor's first client (with a tty, the caller should have put its terminal in raw mode);
+    otherwise output goes only to the log."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -155,7 +155,7 @@ def launch(dirs: StateDirs, container_id: str, *, attached: bool) -> Channel:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_main(dirs, container_id, child, attached)
+            _monitor_main(dirs, container_id, child, attached, detach_keys)
         except BaseException:
             code = 1
         os._exit(code)
@@ -168,10 +168,15 @@ def launch(dirs: StateDirs, container_id: str, *, attached: bool) -> Channel:
 # ------------------------------------------------------------------------------- the monitor
 
 
-def _monitor_main(dirs: StateDirs, container_id: str, chan: socket.socket, attached: bool) -> NoReturn:
+def _monitor_main(
+    dirs: StateDirs, container_id: str, chan: socket.socket, attached: bool, detach_keys: bytes
+) -> NoReturn:
     code = 0
+    # ps and /proc/PID/cmdline would otherwise show the CLI's arguments (env values, paths).
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        proc.set_cmdline(f"tcontainer-monitor {container_id}")
     try:
-        _Monitor(dirs, container_id, chan, attached).run()
+        _Monitor(dirs, container_id, chan, attached, detach_keys).run()
     except BaseException as exc:  # the last word goes to monitor.log: nobody else listens
         code = 1
         with contextlib.suppress(Exception):
@@ -181,15 +186,43 @@ def _monitor_main(dirs: StateDirs, container_id: str, chan: socket.socket, attac
     os._exit(code)
 
 
+@dataclass
+class _Client:
+    """An attached CLI: its control socket and the stdio descriptors it handed over."""
+
+    control: socket.socket
+    stdin: int | None
+    stdout: int | None
+    stderr: int | None
+    scanner: DetachScanner
+    dropped: bool = False
+
+    def terminal(self) -> int | None:
+        for fd in (self.stdin, self.stdout):
+            if fd is not None and os.isatty(fd):
+                return fd
+        return None
+
+
 class _Monitor:
-    def __init__(self, dirs: StateDirs, container_id: str, chan: socket.socket, attached: bool) -> None:
+    def __init__(
+        self, dirs: StateDirs, container_id: str, chan: socket.socket, attached: bool, detach_keys: bytes = b""
+    ) -> None:
         self.dirs = dirs
         self.id = container_id
         self.chan: socket.socket | None = chan
         self.attached = attached
+        self.detach_keys = detach_keys
         self.store = RecordStore(dirs)
         self.init_pid = 0
         self.stop_signal: int = signal.SIGTERM
+        self.clients: list[_Client] = []
+        self.listener: socket.socket | None = None
+        self.tty = False
+        self.console: int | None = None
+        self.stdin_target: int | None = None
+        self.pending_input = bytearray()
+        self.launcher_fds: tuple[int | None, int | None, int | None] = (None, None, None)
 
     def _tell(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
         if self.chan is None:
@@ -271,22 +304,35 @@ class _Monitor:
         outputs: dict[int, str] = {}
         write_ends: list[int] = []
         tty = bool(bundle.config.process and bundle.config.process.terminal)
+        self.tty = tty
         try:
+            if self.attached:
+                # Our fds 0-2 are the launching CLI's (we are its fork): keep copies for the
+                # launcher client. A non-tty -i container reads the CLI's stdin directly.
+                forward_stdin = tty and record.interactive
+                self.launcher_fds = (os.dup(0) if forward_stdin else None, os.dup(1), os.dup(2))
             # The init inherits fds 0-2 of whoever forks it: put the container's stdio there.
             if tty:
                 for fd in (0, 1, 2):
                     os.dup2(devnull, fd)
-            elif self.attached:
-                if not record.interactive:
-                    os.dup2(devnull, 0)
             else:
+                # Pipes even for a foreground run, so that the output is logged (docker does too).
                 out_r, out_w = os.pipe2(os.O_CLOEXEC)
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
                 outputs = {out_r: "stdout", err_r: "stderr"}
                 write_ends = [out_w, err_w]
-                os.dup2(devnull, 0)
+                if not record.interactive:
+                    os.dup2(devnull, 0)
+                elif not self.attached:
+                    # -d -i: the container's stdin is a pipe whose write end we keep for attach.
+                    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                    os.dup2(in_r, 0)
+                    os.close(in_r)
+                    os.set_blocking(in_w, False)
+                    self.stdin_target = in_w
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
+            self.listener = attach_listen(bundle.path)
             rt = Runtime(paths.state)
             options: dict[str, Any] = {
                 "subreaper": True,
@@ -332,17 +378,156 @@ class _Monitor:
             if console_fd is not None:
                 os.close(console_fd)
             raise
+        # The container has its dispositions; from now on a client that closed its end of a
+        # pipe must give us EPIPE, not SIGPIPE.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         if console_fd is not None:
-            if self.attached:
-                self._tell({"type": "started", "pid": container.pid}, [console_fd])
-            else:
-                self._tell({"type": "started", "pid": container.pid})
+            # Only we hold the master: non-blocking so that a container that stops reading its
+            # terminal cannot stall the monitor (input waits in pending_input instead).
+            os.set_blocking(console_fd, False)
+            self.console = console_fd
             outputs[console_fd] = "stdout"
+            if record.interactive:
+                self.stdin_target = console_fd
+        self._tell({"type": "started", "pid": container.pid, "tty": tty})
+        if self.attached and self.chan is not None:
+            stdin_fd, stdout_fd, stderr_fd = self.launcher_fds
+            self._add_client(self.chan, stdin_fd, stdout_fd, stderr_fd, self.detach_keys if tty else b"")
         else:
-            self._tell({"type": "started", "pid": container.pid})
-        if not self.attached:
             self._hang_up()
         return container, bundle.path, outputs
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def _add_client(
+        self, control: socket.socket, stdin: int | None, stdout: int | None, stderr: int | None, keys: bytes
+    ) -> _Client:
+        if stdin is not None and self.stdin_target is None:
+            os.close(stdin)  # the container has no stdin to type into (no -i)
+            stdin = None
+        client = _Client(control, stdin, stdout, stderr, DetachScanner(keys))
+        self.clients.append(client)
+        self._resize(client)
+        return client
+
+    def _resize(self, client: _Client) -> None:
+        if self.console is None:
+            return
+        term = client.terminal()
+        if term is not None:
+            copy_winsize(term, self.console)
+
+    def _drop(self, client: _Client, msg: dict[str, Any] | None = None) -> None:
+        if client.dropped:
+            return
+        client.dropped = True
+        if msg is not None:
+            with contextlib.suppress(OSError):
+                _send(client.control, msg)
+        for fd in (client.stdin, client.stdout, client.stderr):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        client.stdin = client.stdout = client.stderr = None
+        if client.control is self.chan:
+            self._hang_up()
+        else:
+            client.control.close()
+        self.clients.remove(client)
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        # Only the owner can reach the 0700 directory; still, a silent peer must not hang us.
+        conn.settimeout(2.0)
+        try:
+            msg, fds = _recv(conn)
+        except OSError:
+            conn.close()
+            return
+        conn.settimeout(None)
+        wants_stdin = bool(msg and msg.get("stdin"))
+        expected = 3 if wants_stdin else 2
+        if msg is None or msg.get("type") != "attach" or len(fds) != expected:
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                _send(conn, {"type": "error", "message": "bad attach request"})
+            conn.close()
+            return
+        raw_keys = msg.get("detach_keys") or []
+        keys = bytes(k for k in raw_keys if isinstance(k, int) and 0 <= k < 256)
+        stdin_fd = fds[0] if wants_stdin else None
+        stdout_fd, stderr_fd = fds[-2], fds[-1]
+        try:
+            _send(conn, {"type": "attached", "tty": self.tty})
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        self._add_client(conn, stdin_fd, stdout_fd, stderr_fd, keys)
+
+    def _on_control(self, client: _Client) -> None:
+        try:
+            msg, fds = _recv(client.control)
+        except OSError:
+            msg, fds = None, []
+        for fd in fds:
+            os.close(fd)
+        if msg is None:
+            self._drop(client)
+        elif msg.get("type") == "resize":
+            self._resize(client)
+
+    def _on_input(self, client: _Client) -> None:
+        assert client.stdin is not None
+        try:
+            data = os.read(client.stdin, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            os.close(client.stdin)
+            client.stdin = None
+            if self.tty:
+                # End of input on a terminal is Ctrl-D (what `run -it < file` expects).
+                self.pending_input += b"\x04"
+                self._flush_input()
+            return
+        data, detached = client.scanner.feed(data)
+        self.pending_input += data
+        self._flush_input()
+        if detached:
+            self._drop(client, {"type": "detached"})
+
+    def _flush_input(self) -> None:
+        if self.stdin_target is None:
+            self.pending_input.clear()
+            return
+        while self.pending_input:
+            try:
+                n = os.write(self.stdin_target, self.pending_input)
+            except BlockingIOError:
+                return
+            except OSError:  # the container closed its stdin: what it would not read is lost
+                self.pending_input.clear()
+                return
+            del self.pending_input[:n]
+
+    def _broadcast(self, stream: str, data: bytes) -> None:
+        for client in list(self.clients):
+            fd = client.stderr if stream == "stderr" else client.stdout
+            if fd is None:
+                continue
+            try:
+                _write_all(fd, data)
+            except OSError:  # EPIPE, EIO: that client's output is gone, so is the client
+                self._drop(client)
 
     # -- supervise -------------------------------------------------------------------------------
 
@@ -352,41 +537,48 @@ class _Monitor:
 
         log = LogWriter(os.path.join(self.store.dir(self.id), "container.log"), record.log_max_size,
                         record.log_max_files)
-        console = next((fd for fd, _ in outputs.items() if self.attached and record.tty), None)
         pidfd = os.pidfd_open(self.init_pid)
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if self.chan is not None:
-            poller.register(self.chan.fileno(), select.POLLIN)
-        for fd in outputs:
-            # A pty is read only once nobody is attached to it (the CLI reads it meanwhile).
-            if fd != console or self.chan is None:
-                poller.register(fd, select.POLLIN)
         status: int | None = None
         open_outputs = set(outputs)
         while status is None:
-            for fd, _events in poller.poll():
+            readers: dict[int, Any] = {pidfd: None}
+            if self.listener is not None:
+                readers[self.listener.fileno()] = self._accept
+            for client in self.clients:
+                readers[client.control.fileno()] = (self._on_control, client)
+                if client.stdin is not None and not self.pending_input:
+                    readers[client.stdin] = (self._on_input, client)
+            for fd, stream in outputs.items():  # stdout before stderr, as the container wrote them
+                if fd in open_outputs:
+                    readers[fd] = (fd, stream)
+            poller = select.poll()
+            for fd in readers:
+                poller.register(fd, select.POLLIN)
+            writing = self.stdin_target if self.pending_input else None
+            if writing is not None:
+                poller.register(writing, select.POLLOUT | (select.POLLIN if writing in readers else 0))
+            for fd, events in poller.poll():
+                if fd == writing and events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                    self._flush_input()
+                if fd not in readers or not events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    continue
+                handler = readers[fd]
                 if fd == pidfd:
                     status = self._reap()
-                elif self.chan is not None and fd == self.chan.fileno():
-                    with contextlib.suppress(OSError):
-                        msg, fds = _recv(self.chan)
-                        for extra in fds:
-                            os.close(extra)
-                        if msg is not None:
-                            continue
-                    poller.unregister(fd)
-                    self._hang_up()
-                    if console is not None and console in open_outputs:
-                        poller.register(console, select.POLLIN)
-                elif fd in open_outputs and not self._pump(fd, outputs[fd], log):
-                    poller.unregister(fd)
-                    open_outputs.discard(fd)
+                elif isinstance(handler, tuple) and isinstance(handler[0], int):
+                    if not self._pump(handler[0], handler[1], log):
+                        open_outputs.discard(handler[0])
+                elif isinstance(handler, tuple):
+                    func, client = handler
+                    if not client.dropped:
+                        func(client)
+                elif handler is not None:
+                    handler()
             self._reap_others()
         # The pid namespace is gone with its init (pid_namespaces(7)): what is left in the pipes
         # is the tail of the output. A bounded drain in case a writer escaped the namespace.
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        drain = [fd for fd in open_outputs if fd != console or self.chan is None]
+        drain = [fd for fd in outputs if fd in open_outputs]
         while drain and time.monotonic() < deadline:
             ready, _, _ = select.select(drain, [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
@@ -395,9 +587,15 @@ class _Monitor:
                 if not self._pump(fd, outputs[fd], log):
                     drain.remove(fd)
         log.close()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
         for fd in outputs:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if self.stdin_target is not None and self.stdin_target not in outputs:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin_target)
         os.close(pidfd)
         oom = False
         limit: int | None = None
@@ -411,7 +609,10 @@ class _Monitor:
             remove_bundle(bundle_path)
             code = exit_code(status)
             final = self._record_exit(code, oom=oom)
-        self._tell({"type": "exited", "code": code, "oom": oom, "memory_limit": limit})
+        exited = {"type": "exited", "code": code, "oom": oom, "memory_limit": limit}
+        for client in list(self.clients):
+            self._drop(client, exited)
+        self._tell(exited)
         self._hang_up()
         if final.auto_remove:
             self.store.remove(final)
@@ -419,6 +620,8 @@ class _Monitor:
     def _pump(self, fd: int, stream: str, log: Any) -> bool:
         try:
             data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
         except OSError as exc:
             if exc.errno == errno.EIO:  # a pty whose every slave closed
                 return False
@@ -426,6 +629,7 @@ class _Monitor:
         if not data:
             return False
         log.write(stream, data)
+        self._broadcast(stream, data)
         return True
 
     def _reap(self) -> int | None:
@@ -460,3 +664,13 @@ class _Monitor:
                 r.error = error
 
         return self.store.update(self.id, exited)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except InterruptedError:
+            continue
+        view = view[n:]

@@ -110,7 +110,7 @@ def host_python_paths() -> list[str]:
         if path not in paths and os.path.exists(path):
             paths.append(path)
     try:
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped]
 
         cp_dir = os.path.dirname(os.path.dirname(os.path.abspath(cloudpickle.__file__)))
         if cp_dir not in paths:
@@ -180,28 +180,47 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_frame(fd: int, deadline: float | None) -> bytes | None:
-    """One frame, None at EOF; TimeoutError at ``deadline`` (monotonic)."""
-    head = _read_exact(fd, HEADER.size, deadline)
+def read_frame(fd: int, deadline: float | None, gone: Callable[[], bool] | None = None) -> bytes | None:
+    """One frame, None at EOF; TimeoutError at ``deadline`` (monotonic).
+
+    ``gone`` is asked every :data:`POLL_SLICE` seconds without data: a library container's
+    supervisor keeps the pipe's write end open until the container is removed, so the death
+    of the process is seen through its result, not through EOF.
+    """
+    head = _read_exact(fd, HEADER.size, deadline, gone)
     if head is None:
         return None
     size = HEADER.unpack(head)[0]
     if size > MAX_FRAME:
         raise TinyContainerError(f"reply frame of {size} bytes is not plausible")
-    return _read_exact(fd, size, deadline)
+    return _read_exact(fd, size, deadline, gone)
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+POLL_SLICE = 0.05
+
+
+def _read_exact(fd: int, n: int, deadline: float | None, gone: Callable[[], bool] | None) -> bytes | None:
     buf = bytearray()
+    dead = False
     while len(buf) < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
+        if not dead:
+            timeout = None if gone is None else POLL_SLICE
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                timeout = left if timeout is None else min(timeout, left)
+            ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
-                raise TimeoutError
-        chunk = os.read(fd, min(n - len(buf), 1 << 20))
+                if gone is not None and gone():
+                    # Everything it wrote is in the pipe by now; read what is left, then stop.
+                    dead = True
+                    os.set_blocking(fd, False)
+                continue
+        try:
+            chunk = os.read(fd, min(n - len(buf), 1 << 20))
+        except BlockingIOError:
+            return None
         if not chunk:
             return None
         buf += chunk
@@ -300,10 +319,19 @@ class PyContainer:
                 self.container.stdin.close()  # type: ignore[union-attr]
         except BrokenPipeError:
             pass
-        reply = read_frame(self._out, deadline)
+        reply = read_frame(self._out, deadline, self._exited)
         if reply is None:
             raise self.death()
         return reply
+
+    def _exited(self) -> bool:
+        try:
+            self.container.wait(timeout=0.001)
+        except TimeoutError:
+            return False
+        except Exception:
+            return True
+        return True
 
     def death(self) -> TinyContainerError:
         try:

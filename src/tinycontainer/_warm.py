@@ -116,7 +116,8 @@ class WarmLauncher:
             self._sock = None
             self._popen = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        code = "import sys; sys.path.insert(0, sys.argv[1]); from tinycontainer._warm import serve; serve(int(sys.argv[2]))"
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                "from tinycontainer._warm import serve; serve(int(sys.argv[2]))")
         try:
             self._popen = subprocess.Popen(
                 [self.python, "-I", "-S", "-c", code, _package_parent(), str(theirs.fileno())],

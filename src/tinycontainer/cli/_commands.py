@@ -67,9 +67,9 @@ def parse_detach_keys(text: str) -> bytes:
 
 
 def cmd_run(g: Globals, argv: list[str]) -> int:
-    from .._monitor import STATUS_FAILED, LaunchError, launch
     from .._spec_json import spec_to_dict
-    from ._run import attach_and_wait, ensure_image
+    from ..runtime._console import raw_terminal
+    from ._run import ensure_image
     from ._runspec import build_run_plan
 
     parser = _parsers.run_parser()
@@ -77,8 +77,6 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
     args = parser.parse_args(split.options)
     plan = build_run_plan(args, split.positionals, split.dashdash)
     detach_keys = parse_detach_keys(args.detach_keys)
-    if args.detach and args.interactive and not args.tty:
-        raise SpecError("-d with -i needs -t (attaching to a detached container's stdin is not supported)")
     home = Home(g.root)
     image_id = ""
     if plan.image is not None:
@@ -102,8 +100,18 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
         r.init = args.init
 
     record = home.records.create(args.name, fill)
+    # -it: raw mode before the monitor starts reading our terminal; restored on every exit.
+    raw = raw_terminal(0) if args.tty and args.interactive and not args.detach else contextlib.nullcontext(False)
+    with raw:
+        return _launch_run(home, record, args, detach_keys)
+
+
+def _launch_run(home: Home, record: Record, args: argparse.Namespace, detach_keys: bytes) -> int:
+    from .._monitor import STATUS_FAILED, LaunchError, launch
+    from ._run import attach_and_wait
+
     try:
-        channel = launch(home.dirs, record.id, attached=not args.detach)
+        channel = launch(home.dirs, record.id, attached=not args.detach, detach_keys=detach_keys)
     except BaseException:
         home.records.remove(record)
         raise
@@ -121,7 +129,7 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
         if args.detach:
             print(record.id)
             return 0
-        return attach_and_wait(home, record, channel, started, interactive=args.interactive, detach_keys=detach_keys)
+        return attach_and_wait(home, record, channel, started)
     finally:
         channel.close()
 
@@ -171,6 +179,63 @@ def cmd_exec(g: Globals, argv: list[str]) -> int:
             raise
         print(f"tcontainer: {exc}", file=sys.stderr)
         return status
+
+
+def cmd_attach(g: Globals, argv: list[str]) -> int:
+    from .._attach import attach
+    from .._bundle import LibPaths
+
+    args = _parse(_parsers.attach_parser, argv)
+    keys = parse_detach_keys(args.detach_keys)
+    home = Home(g.root)
+    record = home.records.resolve(args.container)
+    if record.live_state != "running":
+        raise StateError(f"container {record.name} is not running (tcontainer start {record.name})")
+    try:
+        outcome = attach(LibPaths(home.dirs.run).bundle(record.id), stdin=record.interactive and not args.no_stdin,
+                         detach_keys=keys, tty_hint=record.tty)
+    except KeyboardInterrupt:
+        # Our control socket closes with us: the monitor lets go of our stdio at once.
+        print(f"\ndetached from {record.name}", file=sys.stderr)
+        return 0
+    if outcome.detached:
+        sys.stderr.write(f"\r\ndetached from {record.name}\r\n")
+        return 0
+    return outcome.code
+
+
+def split_cp_arg(arg: str) -> tuple[str | None, str]:
+    """docker cp's rule: ``NAME:PATH`` names a container unless the text before ':' holds a
+    '/' (or the whole starts with '/' or '.'), so ``./a:b`` is a host path."""
+    if arg.startswith(("/", ".")):
+        return None, arg
+    name, sep, path = arg.partition(":")
+    if sep and name and "/" not in name:
+        return name, path or "/"
+    return None, arg
+
+
+def cmd_cp(g: Globals, argv: list[str]) -> int:
+    from .._copy import container_root, copy_in, copy_out
+
+    args = _parse(_parsers.cp_parser, argv)
+    src_ref, src = split_cp_arg(args.src)
+    dst_ref, dst = split_cp_arg(args.dst)
+    if (src_ref is None) == (dst_ref is None):
+        raise SpecError("exactly one of SRC and DST must be CONTAINER:PATH (see tcontainer cp --help)")
+    if "-" in (args.src, args.dst):
+        raise SpecError("'-' (a tar stream on stdin/stdout) is not supported: give a host path")
+    home = Home(g.root)
+    record = home.records.resolve(src_ref or dst_ref or "")
+    root = container_root(home, record)
+    try:
+        if src_ref is not None:
+            copy_out(root, src, dst, follow=args.follow_link, archive=args.archive)
+        else:
+            copy_in(root, src, dst, follow=args.follow_link, archive=args.archive)
+    finally:
+        os.close(root)
+    return 0
 
 
 # ------------------------------------------------------------------------------- listing
@@ -557,6 +622,169 @@ def cmd_rmi(g: Globals, argv: list[str]) -> int:
         freed = home.images.prune()
         print(f"Freed {freed} bytes")
     return status
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        if args.password is not None:
+            raise SpecError("--password and --password-stdin cannot be used together")
+        text = sys.stdin.read()
+        # Only the line end a shell pipe adds: a password may legitimately end in spaces.
+        return text.removesuffix("\n").removesuffix("\r")
+    if args.password is not None:
+        print("tcontainer: warning: --password is visible to other users (ps) and kept in shell history; "
+              "use --password-stdin", file=sys.stderr)
+        return str(args.password)
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Password: ")
+    raise SpecError("no password: pass it on stdin with --password-stdin (or run on a terminal)")
+
+
+def cmd_login(g: Globals, argv: list[str]) -> int:
+    from ..image import Credentials, login_key, save_credentials, verify_login
+
+    args = _parse(_parsers.login_parser, argv)
+    registry = login_key(args.registry)
+    username = args.username
+    if not username:
+        if args.password_stdin or not sys.stdin.isatty():
+            raise SpecError("no username: give -u USER")
+        username = input("Username: ").strip()
+    if not username or ":" in username:
+        raise SpecError("a username is required and may not contain ':'")
+    password = _read_password(args)
+    if not password:
+        raise SpecError("the password is empty")
+    credentials = Credentials(username, password)
+    verify_login(registry, credentials, insecure=True if args.insecure else None)
+    path = save_credentials(registry, credentials, args.authfile)
+    print(f"Login Succeeded (credentials for {registry} stored in {path})")
+    return 0
+
+
+def cmd_logout(g: Globals, argv: list[str]) -> int:
+    from ..image import login_key, remove_credentials
+
+    args = _parse(_parsers.logout_parser, argv)
+    registry = login_key(args.registry)
+    if remove_credentials(registry, args.authfile):
+        print(f"Removed login credentials for {registry}")
+        return 0
+    print(f"tcontainer: not logged in to {registry}", file=sys.stderr)
+    return 1
+
+
+def cmd_save(g: Globals, argv: list[str]) -> int:
+    from ..image import save_archive
+
+    args = _parse(_parsers.save_parser, argv)
+    home = Home(g.root)
+    if args.output:
+        save_archive(home.images, args.images, args.output)
+        return 0
+    if sys.stdout.isatty():
+        raise SpecError("refusing to write an archive to a terminal: use -o FILE or redirect stdout")
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=home.images.content.tmp, prefix="save-") as work:
+        path = os.path.join(work, "images.tar")
+        save_archive(home.images, args.images, path)
+        with open(path, "rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer, 1 << 20)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_load(g: Globals, argv: list[str]) -> int:
+    from ..image import load_archive
+    from ._progress import PullProgress
+
+    args = _parse(_parsers.load_parser, argv)
+    home = Home(g.root)
+    progress = PullProgress.for_stream(sys.stderr, quiet=args.quiet)
+
+    def load(path: str) -> list[Any]:
+        try:
+            return load_archive(home.images, path, platform=args.platform, repository=args.repository,
+                                progress=progress)
+        finally:
+            progress.finish()
+
+    if args.input:
+        images = load(args.input)
+    else:
+        if sys.stdin.isatty():
+            raise SpecError("no archive: use -i FILE or pipe one to stdin")
+        import shutil
+        import tempfile
+
+        # tarfile needs to seek to look members up: spool the stream into the store's tmp first.
+        with tempfile.TemporaryDirectory(dir=home.images.content.tmp, prefix="load-") as work:
+            path = os.path.join(work, "stdin.tar")
+            with open(path, "wb") as fh:
+                shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+            images = load(path)
+    for img in images:
+        for ref in img.references:
+            print(f"Loaded image: {ref}")
+        if not img.references:
+            print(f"Loaded image ID: {img.id}")
+    return 0
+
+
+def cmd_image(g: Globals, argv: list[str]) -> int:
+    """``tcontainer image SUBCOMMAND``: docker's management command, mostly aliases."""
+    aliases = {"ls": cmd_images, "list": cmd_images, "pull": cmd_pull, "rm": cmd_rmi, "remove": cmd_rmi,
+               "save": cmd_save, "load": cmd_load, "inspect": _image_inspect, "prune": _image_prune}
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("usage: tcontainer image {" + ",".join(sorted(aliases)) + "} ...\n\n"
+              "Manage images; 'tcontainer image SUBCOMMAND --help' for each one's options.")
+        return 0 if argv else 2
+    sub = aliases.get(argv[0])
+    if sub is None:
+        raise SpecError(f"unknown image command {argv[0]!r} (see tcontainer image --help)")
+    return sub(g, argv[1:])
+
+
+def _image_inspect(g: Globals, argv: list[str]) -> int:
+    from ..image import image_inspect
+
+    args = _parse(_parsers.image_inspect_parser, argv)
+    home = Home(g.root)
+    found: list[dict[str, Any]] = []
+    status = 0
+    for ref in args.images:
+        try:
+            found.append(image_inspect(home.images, ref))
+        except TinyContainerError as exc:
+            print(f"tcontainer: {ref}: {exc}", file=sys.stderr)
+            status = 1
+    out.print_json(found)
+    return status
+
+
+def _image_prune(g: Globals, argv: list[str]) -> int:
+    from ._progress import human_mb
+
+    args = _parse(_parsers.image_prune_parser, argv)
+    home = Home(g.root)
+    used = {r.image_id for r in home.records.list() if r.image_id}
+    removed = []
+    for img in home.images.list():
+        if img.id in used or (img.references and not args.all):
+            continue
+        home.images.remove(img.id)
+        removed.append(img.id)
+    freed = home.images.prune()
+    if removed:
+        print("Deleted Images:")
+        for image_id in removed:
+            print(f"deleted: {image_id}")
+    print(f"Total reclaimed space: {human_mb(freed)}")
+    return 0
 
 
 # ------------------------------------------------------------------------------- about

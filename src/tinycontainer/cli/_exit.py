@@ -7,8 +7,6 @@ form conmon and podman read back) and returns the status.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +27,10 @@ class LogTarget:
     def write(self, level: str, message: str) -> None:
         if not self.path:
             return
+        # Imported here: most commands log nothing, and start-up time matters (tcontainer-oci).
+        import datetime
+        import json
+
         now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": message, "time": now})

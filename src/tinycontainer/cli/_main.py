@@ -32,6 +32,8 @@ class CommandInfo:
 COMMANDS: dict[str, CommandInfo] = {
     "run": CommandInfo("Run a command in a new container", "cmd_run", RUN_FAILED),
     "exec": CommandInfo("Run a command in a running container", "cmd_exec", RUN_FAILED),
+    "attach": CommandInfo("Attach your terminal to a running container", "cmd_attach"),
+    "cp": CommandInfo("Copy files between a container and the host", "cmd_cp"),
     "ps": CommandInfo("List containers", "cmd_ps"),
     "logs": CommandInfo("Show a container's output", "cmd_logs"),
     "stop": CommandInfo("Stop containers (stop signal, then SIGKILL)", "cmd_stop"),
@@ -58,6 +60,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "logout": CommandInfo("Remove stored credentials for a registry", "cmd_logout"),
     "version": CommandInfo("Show the version", "cmd_version"),
     "info": CommandInfo("Show where state lives and what the host supports", "cmd_info"),
+    "completion": CommandInfo("Print a bash or zsh completion script", "cmd_completion"),
 }
 
 ALIASES = {"container": None, "remove": "rm", "list": "ps", "ls": "ps", "unfreeze": "unpause"}

@@ -110,6 +110,57 @@ def exec_parser() -> Parser:
     return p
 
 
+def attach_parser() -> Parser:
+    p = _parser(
+        "attach",
+        "Attach your terminal (or stdin/stdout/stderr) to a running container.\n\n"
+        "A -t container gets your keys (the terminal is put in raw mode; the detach keys leave it\n"
+        "running). Without -t you see its new output, and your stdin goes to it if it was started\n"
+        "with -i. Ctrl-C (SIGINT) on a non-tty attach detaches; it does not stop the container.\n"
+        "The exit status is the container's when it exits while attached, 0 after detaching.",
+        "  tcontainer run -dit --name shell --rootfs ROOTFS -- /bin/sh && tcontainer attach shell\n"
+        "  tcontainer attach --no-stdin web                 # watch the output only\n"
+        "  echo hello | tcontainer attach --detach-keys ctrl-x worker\n",
+    )
+    p.add_argument("--detach-keys", default="ctrl-p,ctrl-q", help="keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    p.add_argument("container", metavar="CONTAINER")
+    return p
+
+
+def cp_parser() -> Parser:
+    p = _parser(
+        "cp",
+        "Copy files or directories between a container and the host: CONTAINER:PATH on one side.\n\n"
+        "Paths in the container are resolved inside its root filesystem (openat2 RESOLVE_IN_ROOT,\n"
+        "as the container sees them): a symlink in the container can never lead outside it\n"
+        "(CVE-2018-15664, CVE-2019-10152). A running container's root is that of its init; a stopped\n"
+        "one's is its --rootfs directory (image containers keep no filesystem once stopped).\n"
+        "As docker cp: a directory SRC is copied into DST if DST exists, else as DST; SRC/. copies\n"
+        "the contents. '-' as the host side is not supported.",
+        "  tcontainer cp web:/etc/hostname ./hostname\n"
+        "  tcontainer cp ./site web:/www\n"
+        "  tcontainer cp web:/var/log/. ./logs\n",
+    )
+    p.add_argument("-a", "--archive", action="store_true", help="keep uid/gid (default: the copier's)")
+    p.add_argument("-L", "--follow-link", action="store_true",
+                   help="follow a symlink given as SRC (still only inside the container)")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    return p
+
+
+def completion_parser() -> Parser:
+    p = _parser(
+        "completion",
+        "Print a shell completion script: commands, their options, and container names.",
+        "  source <(tcontainer completion bash)\n"
+        "  tcontainer completion zsh > \"${fpath[1]}/_tcontainer\"\n",
+    )
+    p.add_argument("shell", choices=["bash", "zsh"])
+    return p
+
+
 def ps_parser() -> Parser:
     p = _parser("ps", "List containers (running ones unless -a).", "  tcontainer ps -a\n  tcontainer ps -q\n")
     p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
@@ -290,7 +341,8 @@ def load_parser() -> Parser:
         "Load images from a tar archive: an OCI image layout (oci-layout, index.json, blobs/) or the\n"
         "output of docker save (manifest.json + layer tars). Digests are verified and layers unpacked\n"
         "with the same containment as pulls.",
-        "  tcontainer load -i busybox.tar\n  skopeo copy docker://busybox docker-archive:/dev/stdout | tcontainer load\n",
+        "  tcontainer load -i busybox.tar\n"
+        "  skopeo copy docker://busybox docker-archive:/dev/stdout | tcontainer load\n",
     )
     p.add_argument("-i", "--input", metavar="FILE", help="archive to read (default: stdin)")
     p.add_argument("--repository", metavar="NAME",

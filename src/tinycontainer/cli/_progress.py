@@ -147,6 +147,7 @@ def _short(digest: str) -> str:
 
 def _terminal_width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):
         return 80
+    return columns if columns > 0 else 80  # a fresh pty (or a serial console) reports 0 columns

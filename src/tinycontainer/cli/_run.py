@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -54,37 +53,23 @@ def _oom_message(record: Record, limit: int | None) -> str:
     )
 
 
-def attach_and_wait(
-    home: Home, record: Record, channel: Channel, started: Started, *, interactive: bool, detach_keys: bytes
-) -> int:
-    from ..runtime._console import proxy
-
-    if started.console_fd is not None:
-        try:
-            if interactive:
-                how = proxy(started.console_fd, detach_keys=detach_keys)
-            else:
-                r, w = os.pipe()  # -t without -i: output only, stdin never readable
-                try:
-                    how = proxy(started.console_fd, stdin_fd=r)
-                finally:
-                    os.close(r)
-                    os.close(w)
-        finally:
-            os.close(started.console_fd)
-        if how == "detached":
-            # The monitor keeps the container (and now drains its terminal into the log).
-            sys.stderr.write(f"\r\ndetached from {record.name} (tcontainer logs {record.name})\r\n")
+def attach_and_wait(home: Home, record: Record, channel: Channel, started: Started) -> int:
+    """Wait for an attached run: the monitor copies the container's output to our stdio (and
+    our terminal's keys to a -it container) itself; we pass on window sizes or signals."""
+    if started.tty:
+        # Raw terminal: Ctrl-C reaches the container as a key, so no signals to forward.
+        outcome = channel.wait_outcome(resize=True)
+        if outcome.detached:
+            sys.stderr.write(f"\r\ndetached from {record.name} (tcontainer attach {record.name})\r\n")
             return 0
-        previous: dict[int, object] = {}
     else:
         previous = ops.forward_signals_to(started.pid)
-    try:
-        exited = channel.wait_exited()
-    finally:
-        for sig, handler in previous.items():
-            with contextlib.suppress(TypeError, ValueError):
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-    if exited.oom_killed:
-        print(_oom_message(record, exited.memory_limit), file=sys.stderr)
-    return exited.code
+        try:
+            outcome = channel.wait_outcome(resize=False)
+        finally:
+            for sig, handler in previous.items():
+                with contextlib.suppress(TypeError, ValueError):
+                    signal.signal(sig, handler)
+    if outcome.oom_killed:
+        print(_oom_message(record, outcome.memory_limit), file=sys.stderr)
+    return outcome.code

@@ -146,12 +146,22 @@ def capability_masks(
     if extra := eff & ~perm:
         raise SpecError(f"{', '.join(names_from_mask(extra))} not in the permitted set", field=f"{field}.effective")
     # prctl(2) PR_CAP_AMBIENT_RAISE: EPERM unless the capability is permitted and inheritable.
-    if extra := amb & ~(perm & inh):
-        raise SpecError(
-            f"{', '.join(names_from_mask(extra))} must also be in the permitted and inheritable sets",
-            field=f"{field}.ambient",
-        )
+    # `runc spec` writes exactly such a config (ambient without inheritable) and runc only warns,
+    # so these are left out: not raising an ambient capability only ever gives the process less.
+    # The warning is the validator's (runtime/_validate.py): this runs in the container's init,
+    # which must not import anything more once inside the container's root.
+    amb &= perm & inh
     return eff, perm, inh, amb
+
+
+def unraisable_ambient(caps: oci.Capabilities | None) -> list[str]:
+    """Ambient capabilities that capability_masks leaves out (not permitted and inheritable)."""
+    if caps is None:
+        return []
+    perm = mask_from_names(caps.permitted or [])
+    inh = mask_from_names(caps.inheritable or [])
+    amb = mask_from_names(caps.ambient or [])
+    return names_from_mask(amb & ~(perm & inh))
 
 
 def apply_capabilities(caps: oci.Capabilities | None, sys: Syscalls, *, field: str = "process.capabilities") -> None:

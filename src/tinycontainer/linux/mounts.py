@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
 
 from .. import oci
 from .._errors import SpecError, UnsupportedError
+from ..oci._record import field, record
 from . import _consts as C
 
 # Options that set (first) or clear (second) a mount(2) flag; mount(8) names, as runc accepts them.
@@ -118,7 +118,7 @@ PROC_MOUNT_ALLOW_LIST = frozenset(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class MountOptions:
     """The ``options`` list of one mount, split the way mount(2) needs it."""
 
@@ -209,7 +209,7 @@ def check_proc_destination(destination: str, kind: str) -> None:
         raise SpecError(f"{destination}: mounts inside /proc are not allowed", field="mounts")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class PlannedMount:
     """One entry of ``config.mounts``, validated and ready for :mod:`.rootfs` to execute."""
 
@@ -286,7 +286,7 @@ def needs_dev_setup(plan: list[PlannedMount]) -> bool:
 # --- cgroup filesystem --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class CgroupLayout:
     """What the host's cgroup filesystem looks like, from the caller's point of view."""
 
@@ -311,7 +311,7 @@ def _unescape_mountinfo(field_text: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class MountInfo:
     mount_id: int
     root: str

@@ -26,10 +26,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from .. import oci
 from .._errors import KernelError, SpecError
+from ..oci._record import record
 from . import _consts as C
 from . import mounts as _mounts
 from ._paths import (
@@ -68,7 +69,7 @@ _STATVFS_TO_MS = (
 DEV_NULL_RDEV = os.makedev(1, 3)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class DeviceNode:
     """A node to create under /dev (OCI linux.devices entry, or one of the defaults)."""
 
@@ -151,7 +152,7 @@ def mount_flags(fd: int) -> int:
 # --- prepare -------------------------------------------------------------------------------------
 
 
-@dataclass
+@record(kw_only=False)
 class _Rootfs:
     sys: Syscalls
     path: str
@@ -182,11 +183,24 @@ def prepare_rootfs(
     *,
     console_path: str | None = None,
     in_userns: bool = False,
+    before_cgroup_work: Callable[[], None] | None = None,
 ) -> str:
     """Build the container's mount tree below the rootfs; return the rootfs' absolute host path.
 
     Runs in the init process, inside its new mount namespace, before pivot_root.
+
+    ``before_cgroup_work`` is called once, before the first step whose result depends on the
+    process's cgroups: a cgroup or cgroup2 mount (its view is that of our cgroups and cgroup
+    namespace) and the creation of device nodes (the v1 devices cgroup decides what mknod(2)
+    may make); at the latest before returning. The init waits there until the runtime has put
+    it into its cgroups, so that the mounts before can overlap that move.
     """
+    pending = [before_cgroup_work] if before_cgroup_work is not None else []
+
+    def cgroups_ready() -> None:
+        while pending:
+            pending.pop()()
+
     # Validate everything before the first state change.
     plan = _mounts.plan_mounts(config, bundle)
     nodes = device_nodes(config)
@@ -224,7 +238,10 @@ def prepare_rootfs(
         delayed_readonly: list[PlannedMount] = []
         # 3. config.mounts, in order.
         for planned in plan:
+            if planned.kind == "cgroup" or planned.fstype == "cgroup2":
+                cgroups_ready()
             _mount_one(ctx, planned, delayed_readonly)
+        cgroups_ready()
         # 4. /dev contents.
         if _mounts.needs_dev_setup(plan):
             _setup_dev(ctx, nodes)

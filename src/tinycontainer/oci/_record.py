@@ -1,15 +1,19 @@
-"""A lean stand-in for ``@dataclass(kw_only=True)`` for the OCI data classes.
+"""A lean stand-in for ``@dataclass`` for the OCI data classes and the engine's plain records.
 
 ``tcontainer-oci`` builds ~35 config classes at every start; ``dataclasses`` generates each
-class's methods with exec(), and importing it pulls in ``inspect``: together about a fifth of a
-container start. ``record`` builds ``__init__``, ``__eq__`` and ``__repr__`` from closures
-instead. ``dataclass_transform`` (PEP 681) tells type checkers what it does.
+class's methods with exec(), and importing it pulls in ``inspect``, ``ast`` and ``dis``: together
+about a fifth of a container start. ``record`` builds ``__init__``, ``__eq__`` and ``__repr__``
+from closures instead. ``dataclass_transform`` (PEP 681) tells type checkers what it does.
+
+``@record`` is ``@dataclass(kw_only=True)``; ``@record(frozen=True)`` adds dataclasses' frozen
+semantics (assignment raises :class:`FrozenInstanceError`, instances hash by their fields) and
+``@record(kw_only=False)`` also accepts the fields positionally, in declaration order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 _MISSING = object()
@@ -41,8 +45,28 @@ def is_record(obj: Any) -> bool:
     return hasattr(obj, "__record_fields__")
 
 
+class FrozenInstanceError(AttributeError):
+    """Assignment to a field of a ``@record(frozen=True)`` instance (as dataclasses raises)."""
+
+
+@overload
+def record(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def record(*, frozen: bool = False, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
+
+
 @dataclass_transform(kw_only_default=True, field_specifiers=(field,))
-def record(cls: type[T]) -> type[T]:
+def record(
+    cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = True
+) -> type[T] | Callable[[type[T]], type[T]]:
+    if cls is None:
+        return lambda klass: _build(klass, frozen=frozen, kw_only=kw_only)
+    return _build(cls, frozen=frozen, kw_only=kw_only)
+
+
+def _build(cls: type[T], *, frozen: bool, kw_only: bool) -> type[T]:
     specs: list[Field] = []
     for klass in reversed(cls.__mro__[:-1]):
         for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063 (inspect costs 2 ms to import)
@@ -53,7 +77,14 @@ def record(cls: type[T]) -> type[T]:
     names = tuple(s.name for s in specs)
     required = frozenset(s.name for s in specs if s.default is _MISSING and s.default_factory is None)
 
-    def __init__(self: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args:
+            if kw_only or len(args) > len(names):
+                raise TypeError(f"{cls.__name__}() takes {0 if kw_only else len(names)} positional arguments")
+            for name, value in zip(names, args, strict=False):
+                if name in kwargs:
+                    raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
+                kwargs[name] = value
         unknown = kwargs.keys() - set(names)
         if unknown:
             raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
@@ -89,9 +120,19 @@ def record(cls: type[T]) -> type[T]:
     setattr(cls, "__init__", __init__)  # noqa: B010 (mypy refuses assigning methods)
     setattr(cls, "__eq__", __eq__)  # noqa: B010
     setattr(cls, "__repr__", __repr__)  # noqa: B010
-    setattr(cls, "__hash__", None)  # noqa: B010
+    if frozen:
+        setattr(cls, "__setattr__", _refuse_assignment)  # noqa: B010
+        setattr(cls, "__delattr__", _refuse_assignment)  # noqa: B010
+        # dataclasses' rule: eq + frozen instances hash by their fields (usable as dict keys)
+        setattr(cls, "__hash__", lambda self: hash(tuple(getattr(self, n) for n in names)))  # noqa: B010
+    else:
+        setattr(cls, "__hash__", None)  # noqa: B010
     setattr(cls, "__record_fields__", tuple(specs))  # noqa: B010
     return cls
+
+
+def _refuse_assignment(self: Any, name: str, *_value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
 
 def replace(obj: T, **changes: Any) -> T:

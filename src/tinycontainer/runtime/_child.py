@@ -23,13 +23,13 @@ import os
 import resource
 import signal
 import stat
-from dataclasses import dataclass, field
 
 from .. import oci
 from .._errors import KernelError, SpecError
 from ..linux import _consts as C
 from ..linux import caps as _caps
 from ..linux._syscalls import Syscalls
+from ..oci._record import field, record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RLIM_INFINITY_U64 = (1 << 64) - 1
@@ -60,7 +60,7 @@ SECCOMP_FLAG_BITS = {
 }
 
 
-@dataclass
+@record
 class ProcessPlan:
     """What the parent computed before forking, so the child does no parsing of its own."""
 

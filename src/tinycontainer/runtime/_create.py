@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from .. import oci
@@ -20,13 +19,14 @@ from ..linux import _consts as C
 from ..linux import cgroups as _cgroups
 from ..linux import namespaces, proc
 from ..linux._syscalls import LinuxSyscalls, Syscalls
+from ..oci._record import record
 from . import _child, _hooks, _init, _store, _sync
 from ._validate import validate
 
 SETUP_TIMEOUT = 120.0
 
 
-@dataclass
+@record
 class CreateOptions:
     console_socket: str | None = None
     pid_file: str | None = None
@@ -42,7 +42,7 @@ class CreateOptions:
     seccomp_cache: str | None = None
 
 
-@dataclass
+@record
 class Created:
     pid: int
     state: dict[str, Any]
@@ -254,25 +254,32 @@ def create(
             _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
             write_id_maps(intermediate, config, options.rootless)
             _sync.send(parent_sock, _sync.USERNS_DONE)
+        # The cgroups are made and limited while the intermediate sets up the namespaces, and
+        # limited before any process joins them: the init never runs in them without limits.
+        manager.create()
+        # Saved with the pid below: create() records which parent directories it made, so
+        # that delete removes exactly those.
+        state["cgroup"] = manager.to_dict()
+        state["freeze_file"] = _freeze_file(manager)
+        if resources is not None or not options.rootless:
+            manager.set(_with_devices(resources, config))
         msg, _ = _sync.recv(parent_sock, _sync.PID, SETUP_TIMEOUT)
         init_pid = int(msg["pid"])
         st = proc.read_stat(init_pid)
         init_start = st.start_time if st else 0
-        _reap(intermediate)
-        intermediate = 0
+        # The first move into a v1 cgroup waits for an RCU grace period (5-20 ms of sleep):
+        # the init meanwhile builds its mounts and waits for (3) before anything that depends
+        # on its cgroups (see _init._init).
+        try:
+            manager.apply(init_pid)
+            _sync.send(parent_sock, _sync.CGROUP_DONE)
+        except (OSError, TinyContainerError):
+            _sync.raise_pending_error(parent_sock)
+            raise
         state.update(pid=init_pid, pid_start=init_start)
         store.write(container_id, state)
-
-        manager.create()
-        # Saved after create(): it records which parent directories it made, so that
-        # delete removes exactly those.
-        state["cgroup"] = manager.to_dict()
-        state["freeze_file"] = _freeze_file(manager)
-        store.write(container_id, state)
-        manager.apply(init_pid)
-        if resources is not None or not options.rootless:
-            manager.set(_with_devices(resources, config))
-        _sync.send(parent_sock, _sync.CGROUP_DONE)
+        _reap(intermediate)
+        intermediate = 0
 
         if config.process and config.process.terminal:
             _, fds = _sync.recv(parent_sock, _sync.CONSOLE, SETUP_TIMEOUT)

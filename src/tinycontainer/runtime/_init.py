@@ -17,7 +17,6 @@ import select
 import signal
 import socket
 import termios
-from dataclasses import dataclass
 from typing import NoReturn
 
 from .. import oci
@@ -26,10 +25,11 @@ from ..linux import namespaces, netdev
 from ..linux import proc as proc_info
 from ..linux import rootfs as _rootfs
 from ..linux._syscalls import Syscalls
+from ..oci._record import record
 from . import _child, _hooks, _reaper, _sync
 
 
-@dataclass
+@record
 class InitContext:
     container_id: str
     config: oci.Config
@@ -137,18 +137,31 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     config = ctx.config
     proc = config.process
     assert proc is not None
-    # (3) wait until the parent has put us into our cgroups: a cgroup namespace made before
-    # that would be rooted in the wrong place, and nothing may run outside the limits.
-    _sync.recv(ctx.sock, _sync.CGROUP_DONE)
-    namespaces.join(opened, sys, only=("cgroup",))
-    namespaces.close_all(opened)
-    if ctx.new_cgroupns:
-        sys.unshare(C.CLONE_NEWCGROUP)
-    if ctx.new_keyring:
-        _join_new_keyring(ctx.container_id)
+    in_cgroups = False
+
+    def enter_cgroups() -> None:
+        """(3) Wait until the parent has put us into our (already limited) cgroups.
+
+        The parent moves us while we build the mounts that do not depend on it (the first
+        move into a v1 cgroup sleeps for an RCU grace period). Everything after this point
+        needs it: a cgroup namespace made before would be rooted in the wrong place, cgroup
+        mounts show our cgroups, the devices cgroup governs mknod(2), and hooks, the console
+        and the container's program must run inside the limits."""
+        nonlocal in_cgroups
+        if in_cgroups:
+            return
+        _sync.recv(ctx.sock, _sync.CGROUP_DONE)
+        in_cgroups = True
+        namespaces.join(opened, sys, only=("cgroup",))
+        namespaces.close_all(opened)
+        if ctx.new_cgroupns:
+            sys.unshare(C.CLONE_NEWCGROUP)
+
     # CVE-2019-5736 / CVE-2016-9962: a non-dumpable process cannot be ptraced or have its
     # /proc/PID/exe (the host interpreter) opened by processes in the container.
     sys.prctl(C.PR_SET_DUMPABLE, 0)
+    if ctx.new_keyring:
+        _join_new_keyring(ctx.container_id)
 
     # A joined mount namespace (linux.namespaces[].path) still gets config.root and config.mounts
     # set up inside it, as runc and crun do (runtime-spec config-linux.md: only *where* the
@@ -157,13 +170,21 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     console_master: int | None = None
     console_slave: int | None = None
     if not joined_mnt:
-        root_path = _rootfs.prepare_rootfs(config, ctx.bundle, sys, in_userns=config.namespace("user") is not None)
+        root_path = _rootfs.prepare_rootfs(
+            config,
+            ctx.bundle,
+            sys,
+            in_userns=config.namespace("user") is not None,
+            before_cgroup_work=enter_cgroups,
+        )
         if proc.terminal:
             console_master, console_slave = _open_console(root_path, proc, sys)
     else:
+        enter_cgroups()
         root_path = "/"
         if proc.terminal:
             console_master, console_slave = _open_console("/", proc, sys)
+    enter_cgroups()  # a no-op after prepare_rootfs; the console and hooks need it too
     if console_master is not None:
         # (4) hand the pty master to the parent (which passes it to --console-socket)
         _sync.send(ctx.sock, _sync.CONSOLE, fds=[console_master])

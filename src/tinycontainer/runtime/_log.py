@@ -1,11 +1,23 @@
-"""Warnings of the engine go to the ``tinycontainer`` logger; the library never prints."""
+"""Warnings of the engine. The library never prints: by default they go to the
+``tinycontainer`` logger; a command line installs its own sink (one line on stderr and, with
+``--log``, an entry in the log file) so that ``logging`` stays off tcontainer-oci's start-up."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 
-logger = logging.getLogger("tinycontainer")
+_sink: Callable[[str], None] | None = None
+
+
+def set_sink(sink: Callable[[str], None] | None) -> None:
+    global _sink
+    _sink = sink
 
 
 def warn(message: str) -> None:
-    logger.warning(message)
+    if _sink is not None:
+        _sink(message)
+        return
+    import logging
+
+    logging.getLogger("tinycontainer").warning(message)

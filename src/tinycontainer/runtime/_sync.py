@@ -13,12 +13,13 @@ The ladder (numbers are the sync points both sides mark in their code)::
       <-- (1) USERNS ----------- (only with a new user ns)
     write uid_map/gid_map
       --- (1) USERNS_DONE ----->
-                                 unshare(other namespaces, PID, TIME)
-                                 fork --------------------------->
-      <-- (2) PID {pid} -------- exit
-    reap intermediate; cgroup create/apply/set
+    cgroup create + set          unshare(other namespaces, PID, TIME)
+    (limits before any member)   fork --------------------------->  non-dumpable, keyring
+      <-- (2) PID {pid} -------- exit                              mounts up to the first
+    cgroup apply(pid) [sleeps: RCU grace period]                  cgroup/cgroup2 mount
       --- (3) CGROUP_DONE -------------------------------------->  unshare(CLONE_NEWCGROUP)?
-                                                                  mounts, /dev, console
+    reap intermediate, state.json with the pid                    cgroup mounts, other mounts,
+                                                                  /dev nodes, console
       <-- (4) CONSOLE + fd --------------------------------------  (only with process.terminal)
       <-- (5) HOOKS ---------------------------------------------  (only with prestart/createRuntime hooks)
     run prestart + createRuntime hooks
@@ -31,6 +32,8 @@ The ladder (numbers are the sync points both sides mark in their code)::
 
 Any side may instead send ERROR {"message", "errno", "syscall", "path"} and exit; the parent
 then kills the init, removes the cgroup and the state directory (a failed create leaves nothing).
+Between (2) and (3) the init works in parallel with the parent, so its ERROR may also arrive in
+place of PID, or while the parent moves it (see :func:`raise_pending_error`).
 """
 
 from __future__ import annotations
@@ -97,15 +100,36 @@ def recv(sock: socket.socket, expect: str, timeout: float | None = None) -> tupl
     if msg.get("type") == ERROR:
         for fd in fds:
             os.close(fd)
-        raise ChildFailed(
-            str(msg.get("message", "container setup failed")),
-            int(msg.get("errno") or 0),
-            msg.get("syscall"),
-            msg.get("path"),
-        )
+        raise _child_failed(msg)
     if msg.get("type") != expect:
         raise ChildFailed(f"protocol error: expected {expect!r}, got {msg.get('type')!r}")
     return msg, list(fds)
+
+
+def raise_pending_error(sock: socket.socket) -> None:
+    """Raise the child's ERROR if it is already queued, without waiting.
+
+    The init works in parallel with the parent between (2) and (3): when a step of the parent
+    fails because the init has just died (its cgroup move, the send of CGROUP_DONE), the
+    init's own message says why, not the parent's ESRCH or EPIPE."""
+    try:
+        data = sock.recv(_MAX, socket.MSG_DONTWAIT)
+    except OSError:
+        return
+    if not data:
+        return
+    msg: dict[str, Any] = json.loads(data)
+    if msg.get("type") == ERROR:
+        raise _child_failed(msg)
+
+
+def _child_failed(msg: dict[str, Any]) -> ChildFailed:
+    return ChildFailed(
+        str(msg.get("message", "container setup failed")),
+        int(msg.get("errno") or 0),
+        msg.get("syscall"),
+        msg.get("path"),
+    )
 
 
 def send_error(sock: socket.socket, exc: BaseException) -> None:

@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import termios
-from dataclasses import dataclass
 from typing import NoReturn
 
 from .. import oci
@@ -33,11 +32,12 @@ from .._errors import WrongStatus
 from ..linux import _consts as C
 from ..linux import namespaces
 from ..linux._syscalls import LinuxSyscalls, Syscalls
+from ..oci._record import record
 from . import _child, _sync
 from ._container import Container, Status
 
 
-@dataclass
+@record
 class ExecResult:
     pid: int
     console_fd: int | None

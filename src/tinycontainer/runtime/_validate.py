@@ -119,6 +119,13 @@ def check_process(config: oci.Config, ctx: Context) -> None:
 
         for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
             caps.mask_from_names(getattr(proc.capabilities, name) or [], field=f"process.capabilities.{name}")
+        if left_out := caps.unraisable_ambient(proc.capabilities):
+            from ._log import warn
+
+            warn(
+                f"process.capabilities.ambient: {', '.join(left_out)} not raised: an ambient capability "
+                "must also be permitted and inheritable"
+            )
 
 
 def check_namespaces(config: oci.Config, ctx: Context) -> None:

@@ -12,6 +12,8 @@ from tinycontainer import _bundle
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    check = LeakCheck(state_root=_bundle.LibPaths(_bundle.default_lib_root()).state)
+    # Scoped to library containers ("tc-<hex>" ids): other suites may run containers meanwhile.
+    root = _bundle.default_lib_root()
+    check = LeakCheck(state_root=_bundle.LibPaths(root).state, container_ids=lambda: ["tcontainer-tc-", root])
     yield
     check.assert_clean(grace=5.0)

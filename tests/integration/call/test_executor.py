@@ -22,6 +22,14 @@ def _pid_ns() -> str:
     return os.readlink("/proc/self/ns/pid")
 
 
+def _counter() -> int:
+    import builtins
+
+    count = getattr(builtins, "_tc_test_counter", 0) + 1
+    builtins._tc_test_counter = count  # type: ignore[attr-defined]
+    return count
+
+
 def _containers() -> set[str]:
     return set(os.listdir(STATE)) if os.path.isdir(STATE) else set()
 
@@ -41,13 +49,15 @@ def test_reuse_mode_200_tasks_two_workers() -> None:
         namespaces = {f.result() for f in [ex.submit(_pid_ns) for _ in range(20)]}
         assert 1 <= len(namespaces) <= 2  # one long-lived worker container per slot
         assert os.readlink("/proc/self/ns/pid") not in namespaces
+        counts = [ex.submit(_counter).result() for _ in range(6)]
+        assert max(counts) > 1  # the worker process (and its module state) is reused
 
 
 def test_fresh_mode_one_container_per_task() -> None:
     with tc.ContainerExecutor(max_workers=2, mode="fresh") as ex:
         assert list(ex.map(_square, range(12))) == [i * i for i in range(12)]
-        namespaces = [f.result() for f in [ex.submit(_pid_ns) for _ in range(6)]]
-    assert len(set(namespaces)) == 6
+        counts = [f.result() for f in [ex.submit(_counter) for _ in range(6)]]
+    assert counts == [1] * 6  # nothing survives from one task to the next
 
 
 @pytest.mark.parametrize("mode", ["reuse", "fresh"])

@@ -30,11 +30,10 @@ def test_run_through_the_fork_server() -> None:
 
 
 def test_kill_and_inherited_stdio_through_the_fork_server() -> None:
-    with tc.WarmLauncher() as launcher:
-        with tc.create(tc.Spec(), ["sleep", "30"], launcher=launcher) as c:
-            c.start()
-            c.kill()
-            assert c.wait(10).returncode == -9
+    with tc.WarmLauncher() as launcher, tc.create(tc.Spec(), ["sleep", "30"], launcher=launcher) as c:
+        c.start()
+        c.kill()
+        assert c.wait(10).returncode == -9
 
 
 def test_server_restarts_after_it_died() -> None:

@@ -125,6 +125,7 @@ _LAYER_TYPES = {
     ("oci", "zstd"): "application/vnd.oci.image.layer.v1.tar+zstd",
     ("oci", "none"): "application/vnd.oci.image.layer.v1.tar",
     ("docker", "gzip"): "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    ("docker", "none"): "application/vnd.docker.image.rootfs.diff.tar",
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {

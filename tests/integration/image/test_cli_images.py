@@ -30,7 +30,9 @@ class CLI:
         self.env["DOCKER_CONFIG"] = str(tmp / "docker-config")
         self.auth_file = tmp / "xdg" / "containers" / "auth.json"
 
-    def __call__(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def __call__(
+        self, *args: str, stdin: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run([sys.executable, "-m", "tinycontainer", "--root", self.root, *args], input=stdin,
                               capture_output=True, env=self.env, timeout=60, check=False)
         if check and proc.returncode != 0:

@@ -48,7 +48,9 @@ def test_single_layer_oci_image(registry: RegistryProcess, pusher: Pusher, store
         architecture="amd64",
     )
     assert img.size >= os.path.getsize(BUSYBOX)
-    assert events[0].phase == "downloading"
+    # "waiting" first (the renderer learns every layer and the total), then the download.
+    assert [e.phase for e in events[:2]] == ["waiting", "downloading"]
+    assert events[0].total == len(built.layers[0].data)
     assert events[-1].phase == "done" and events[-1].done == events[-1].total == len(built.layers[0].data)
 
     (layer,) = store.layer_dirs(img)
@@ -64,7 +66,7 @@ def test_single_layer_oci_image(registry: RegistryProcess, pusher: Pusher, store
     # A second pull finds every layer in place and downloads nothing.
     again: list[ProgressEvent] = []
     assert store.pull(f"{registry.host}/tests/single:v1", progress=again.append).id == img.id
-    assert [e.phase for e in again] == ["exists"]
+    assert [e.phase for e in again] == ["waiting", "exists"]
 
 
 def test_docker_media_types(registry: RegistryProcess, pusher: Pusher, store: ImageStore) -> None:
@@ -169,7 +171,8 @@ def test_concurrent_pulls_of_the_same_image(registry: RegistryProcess, pusher: P
         try:
             img = store.pull(
                 f"{registry.host}/tests/concurrent",
-                progress=lambda e: unpacked.append(e.layer) if e.phase == "unpacking" else None,
+                # The first "unpacking" event of a layer (done == 0) marks the start of its unpack.
+                progress=lambda e: unpacked.append(e.layer) if e.phase == "unpacking" and e.done == 0 else None,
             )
             results.append(img.id)
         except BaseException as exc:

@@ -141,7 +141,7 @@ def test_manifest_paths_are_confined(store: ImageStore, tmp_path: Path, bad_path
     manifest = [{"Config": "cfg.json", "RepoTags": ["t:1"], "Layers": [bad_path]}]
     members.append(("manifest.json", json.dumps(manifest).encode(), None))
     archive = _tar(tmp_path / "d.tar", members)
-    with pytest.raises(ImageError, match="outside|no layer"):
+    with pytest.raises(ImageError, match=r"outside|no layer"):
         load_archive(store, archive)
     _nothing_left(store)
 
@@ -153,7 +153,7 @@ def test_symlink_member_cannot_reach_host_files(store: ImageStore, tmp_path: Pat
     members = [m for m in members if m[0] != "l/layer.tar"]
     members.append(("l/layer.tar", None, str(canary)))  # absolute: means the archive's root
     members.append(("l2/layer.tar", None, "../../../../../../../" + str(canary)))
-    with pytest.raises(ImageError, match="no layer|outside"):
+    with pytest.raises(ImageError, match=r"no layer|outside"):
         load_archive(store, _tar(tmp_path / "d.tar", members))
     _nothing_left(store)
 

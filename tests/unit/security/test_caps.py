@@ -114,6 +114,13 @@ def test_impossible_sets_are_spec_errors() -> None:
     with pytest.raises(SpecError) as info:
         caps.apply_capabilities(oci.Capabilities(effective=["CAP_KILL"], permitted=[]), FakeSys())  # type: ignore[arg-type]
     assert info.value.field == "process.capabilities.effective"
-    with pytest.raises(SpecError) as info:
-        caps.capability_masks(oci.Capabilities(permitted=["CAP_KILL"], ambient=["CAP_KILL"]))
-    assert info.value.field == "process.capabilities.ambient"
+
+
+def test_ambient_without_inheritable_is_left_out() -> None:
+    # `runc spec` writes ambient caps that are not inheritable; runc warns and carries on.
+    wanted = oci.Capabilities(
+        permitted=["CAP_KILL", "CAP_CHOWN"], inheritable=["CAP_CHOWN"], ambient=["CAP_KILL", "CAP_CHOWN"]
+    )
+    _eff, _perm, _inh, amb = caps.capability_masks(wanted)
+    assert amb == 1 << 0  # CAP_CHOWN only
+    assert caps.unraisable_ambient(wanted) == ["CAP_KILL"]

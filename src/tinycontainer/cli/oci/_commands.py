@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ... import oci
 from ..._errors import SpecError, UnsupportedError
 from ...runtime import DEFAULT_ROOT, Runtime
 from .._exit import LogTarget
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:

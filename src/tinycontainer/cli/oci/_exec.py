@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
 import os
 import signal
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ... import oci
 from ..._errors import SpecError
@@ -17,6 +17,9 @@ from ...runtime._console import proxy
 from ...runtime._create import write_pid_file
 from ...runtime._tenant import exec_process
 from ._run import FORWARDED, wait_exit
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def parse_user(text: str) -> tuple[int, int | None]:

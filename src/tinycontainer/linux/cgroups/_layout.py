@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field
 from typing import Literal
 
 from ..._errors import UnsupportedError
+from ...oci._record import field, record
 
 # cgroup v1 controllers the kernel may offer (Documentation/admin-guide/cgroup-v1/); named
 # hierarchies such as "name=systemd" carry no controller and are not managed.
@@ -36,7 +36,7 @@ V1_CONTROLLERS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True, kw_only=False)
 class Hierarchy:
     """One mounted cgroup hierarchy: where it is mounted and which cgroup is the mount's root."""
 
@@ -52,7 +52,7 @@ class Hierarchy:
         return posixpath.normpath(posixpath.join(self.mountpoint, rel.lstrip("/")))
 
 
-@dataclass(frozen=True)
+@record(frozen=True, kw_only=False)
 class Layout:
     """The host's cgroup layout.
 
@@ -118,7 +118,7 @@ def detect(mountinfo: str | None = None) -> Layout:
     return parse_mountinfo(mountinfo)
 
 
-@dataclass(frozen=True)
+@record(frozen=True, kw_only=False)
 class Membership:
     """Where a process sits: v1 controller -> cgroup path, and its v2 (unified) path."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ...oci._record import record
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True)
 class CgroupStats:
     """A snapshot; None means the host does not report the value (controller or file absent).
 
