@@ -183,6 +183,7 @@ def prepare_rootfs(
     *,
     console_path: str | None = None,
     in_userns: bool = False,
+    host_root_stage: str | None = None,
     before_cgroup_work: Callable[[], None] | None = None,
 ) -> str:
     """Build the container's mount tree below the rootfs; return the rootfs' absolute host path.
@@ -218,7 +219,7 @@ def prepare_rootfs(
     # the rootfs bind below out of every peer group.
     sys.mount(None, _mount_point_of(rootfs), None, C.MS_PRIVATE)
     if rootfs == "/":
-        rootfs = _stage_host_root(sys)
+        rootfs = _stage_host_root(sys, host_root_stage)
     else:
         # 2. A bind of the rootfs onto itself makes it a mount point, which pivot_root needs.
         sys.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
@@ -258,15 +259,23 @@ def prepare_rootfs(
 HOST_ROOT_STAGE = "/tmp/.tinycontainer-root"
 
 
-def _stage_host_root(sys: Syscalls) -> str:
+def _stage_host_root(sys: Syscalls, stage: str | None) -> str:
     """The host's / as a read-only root (the seed's default): "/" cannot be bound onto itself
     and pivoted into, since a path lookup of "/" never crosses the mounts stacked on the
-    process's root. So, as bubblewrap does, a private tmpfs (in this mount namespace only)
-    holds a directory onto which the host's / is bound recursively."""
-    sys.mount("tmpfs", "/tmp", "tmpfs", C.MS_NOSUID | C.MS_NODEV, "mode=700,size=16k")
-    sys.mkdir(HOST_ROOT_STAGE, 0o755)
-    sys.mount("/", HOST_ROOT_STAGE, None, C.MS_BIND | C.MS_REC)
-    return HOST_ROOT_STAGE
+    process's root. So the host's / is bound recursively onto an empty directory: ``stage``
+    (the runtime passes one in the container's state directory, removed with it), else, as
+    bubblewrap does, one on a private tmpfs over /tmp (in this mount namespace only) - which
+    hides the host's /tmp from bind-mount sources, hence the stage."""
+    if stage is None:
+        sys.mount("tmpfs", "/tmp", "tmpfs", C.MS_NOSUID | C.MS_NODEV, "mode=700,size=16k")
+        stage = HOST_ROOT_STAGE
+    try:
+        sys.mkdir(stage, 0o700)
+    except KernelError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    sys.mount("/", stage, None, C.MS_BIND | C.MS_REC)
+    return stage
 
 
 def _resolve_rootfs(config: oci.Config, bundle: str) -> str:

@@ -176,6 +176,8 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
             sys,
             in_userns=config.namespace("user") is not None,
             before_cgroup_work=enter_cgroups,
+            # The host's / as root is staged in our state dir, which delete removes.
+            host_root_stage=os.path.join(ctx.state_dir, "hostroot"),
         )
         if proc.terminal:
             console_master, console_slave = _open_console(root_path, proc, sys)

@@ -92,8 +92,12 @@ class Store:
         directory = self.dir(container_id)
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(directory):
+                path = os.path.join(directory, name)
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(directory, name))
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        os.rmdir(path)  # an empty mount point (host-root stage), never a tree
+                    else:
+                        os.unlink(path)
             os.rmdir(directory)
 
     def ids(self) -> list[str]:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,3 +175,14 @@ def test_host_root_mode(lib_root: str) -> None:
     assert lines[1] == "ok"  # private writable /tmp
     assert lines[2] == "0"  # private, empty /run
     assert not os.path.exists("/etc/tc-should-fail")
+
+
+def test_host_root_bind_mount_from_tmp(tmp_path: Path) -> None:
+    """In host-root mode the host's / is staged in the state dir, not on a tmpfs over /tmp,
+    so a bind source under /tmp stays reachable."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("from-host-tmp\n")
+    spec = tc.Spec(mounts=[tc.Mount(target="/mnt", source=str(src), read_only=True)])
+    r = tc.run(["cat", "/mnt/f"], spec=spec, capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "from-host-tmp\n"), r.stderr
