@@ -38,7 +38,13 @@ class SpecError(TinyContainerError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
+        self.bare_message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle as cls(*args); keyword-only fields need their own recipe (these
+        # errors cross process boundaries: supervisors, Dask workers).
+        return (_rebuild, (type(self), (self.bare_message,), {"field": self.field}))
 
 
 class StateError(TinyContainerError):
@@ -107,13 +113,21 @@ class ContainerError(TinyContainerError):
         self.stderr = stderr
         super().__init__(f"command {cmd!r} in the container exited with status {returncode}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        args = (self.returncode, self.cmd, self.stdout, self.stderr)
+        return (_rebuild, (type(self), args, {}, self.__dict__))
+
 
 class LimitExceeded(TinyContainerError):
     """The container was stopped because it went past a limit; ``reason`` says which."""
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
+        self.message = message
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.reason, self.message), {}, self.__dict__))
 
 
 class ImageError(TinyContainerError):
@@ -143,6 +157,15 @@ class UnpackError(ImageError):
 
 class NetworkError(TinyContainerError):
     pass
+
+
+def _rebuild(
+    cls: type[BaseException], args: tuple[object, ...], kwargs: dict[str, object], extra: dict[str, object] | None = None
+) -> BaseException:
+    exc = cls(*args, **kwargs)
+    if extra:
+        exc.__dict__.update(extra)
+    return exc
 
 
 __all__ = [

@@ -143,6 +143,10 @@ class TimeoutExpired(LimitExceeded, subprocess.TimeoutExpired):
     def __str__(self) -> str:
         return f"command {self.cmd!r} in the container timed out after {self.timeout} seconds"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Not LimitExceeded's recipe: this constructor takes subprocess.TimeoutExpired's arguments.
+        return (type(self), (self.cmd, self.timeout, self.output, self.stderr, self.result))
+
 
 __all__ = [
     "LIMIT_REASONS",
