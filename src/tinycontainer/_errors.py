@@ -160,7 +160,10 @@ class NetworkError(TinyContainerError):
 
 
 def _rebuild(
-    cls: type[BaseException], args: tuple[object, ...], kwargs: dict[str, object], extra: dict[str, object] | None = None
+    cls: type[BaseException],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    extra: dict[str, object] | None = None,
 ) -> BaseException:
     exc = cls(*args, **kwargs)
     if extra:
