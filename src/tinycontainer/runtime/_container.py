@@ -307,8 +307,15 @@ class Runtime:
                 out.append(self.load(cid))
         return out
 
+    @property
+    def seccomp_cache(self) -> str:
+        """Compiled seccomp filters are cached next to the state (hidden names are no ids)."""
+        return os.path.join(self.store.root, ".seccomp-cache")
+
     def create(self, container_id: str, bundle: str, config: oci.Config | None = None, **options: Any) -> Container:
         from ._create import CreateOptions, create
+
+        options.setdefault("seccomp_cache", self.seccomp_cache)
 
         result = create(self.store, container_id, bundle, config, CreateOptions(**options))
         container = Container(self.store, container_id, result.state)

@@ -182,6 +182,8 @@ def create(
     plan = _plan(config, options)
     if config.hooks is not None:
         import subprocess  # noqa: F401  (hooks run in the child: nothing may be imported there)
+    if config.process is not None and config.process.terminal:
+        _sync.preload_fd_passing()  # the init sends the pty master
 
     flags, join, new_user, new_cgroup = _unshare_flags(config)
     sys = syscalls or LinuxSyscalls()

@@ -15,7 +15,6 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import termios
 from typing import NoReturn
 
@@ -36,7 +35,7 @@ class InitContext:
     bundle: str
     state_dir: str
     plan: _child.ProcessPlan
-    sock: socket.socket
+    sock: _sync.Channel
     fifo_fd: int
     syscalls: Syscalls
     no_pivot: bool = False
@@ -257,7 +256,7 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
         state["status"] = "created"
         _hooks.run_hooks(hooks.start_container, state, "startContainer")
     if ctx.plan.reaper:
-        _reaper.run(lambda: _child.exec_program(ctx.plan, sys, path, args, env))
+        _reaper.run(lambda: _child.exec_program(ctx.plan, sys, path, args, env), close_in_reaper=ctx.fifo_fd)
     _child.exec_program(ctx.plan, sys, path, args, env)
     return True
 
@@ -294,7 +293,9 @@ def _wait_for_start(fifo_fd: int) -> None:
                 continue
         elif events:
             continue
-    os.close(fifo_fd)
+    # The read end stays open (close-on-exec) until execve(2): `start` waits for it to close,
+    # so it returns - and runs poststart hooks - only once the program runs, as runtime-spec
+    # requires ("after the user-specified process is executed but before start returns").
 
 
 def _open_console(root_path: str, proc: oci.Process, sys: Syscalls) -> tuple[int, int]:
@@ -327,8 +328,9 @@ def _open_console(root_path: str, proc: oci.Process, sys: Syscalls) -> tuple[int
 
 def send_console_to_socket(path: str, master_fd: int) -> None:
     """Pass the pty master to the --console-socket listener (runc docs/terminals.md)."""
+    import array
+    import socket  # here: only the parent with --console-socket needs it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(path)
-        import array
-
         sock.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master_fd]))])

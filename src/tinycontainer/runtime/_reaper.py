@@ -22,7 +22,7 @@ _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 _NOT_FORWARDED = {signal.SIGCHLD}
 
 
-def run(exec_program: Callable[[], None]) -> NoReturn:
+def run(exec_program: Callable[[], None], close_in_reaper: int = -1) -> NoReturn:
     child = os.fork()
     if child == 0:
         for sig in signal.valid_signals():
@@ -33,6 +33,10 @@ def run(exec_program: Callable[[], None]) -> NoReturn:
             exec_program()
         finally:
             os._exit(127)
+
+    if close_in_reaper >= 0:
+        # The exec fifo: `start` waits until every holder closed it, i.e. the program exec'd.
+        os.close(close_in_reaper)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import select
 from collections.abc import Iterator
 from typing import Any
 
@@ -147,6 +148,13 @@ def signal_fifo(state_dir: str) -> bool:
         raise KernelError.from_oserror(exc, "open", path) from None
     try:
         os.write(fd, b"0")
+        # Wait until the init has exec'd the program: it keeps the read end (close-on-exec)
+        # until execve(2). A FIFO writer sees POLLERR once no reader is left (pipe_poll in
+        # fs/pipe.c); with no events requested, poll(2) reports only that (or POLLHUP).
+        poller = select.poll()
+        poller.register(fd, 0)
+        while not poller.poll():
+            pass
     finally:
         os.close(fd)
     with contextlib.suppress(FileNotFoundError):

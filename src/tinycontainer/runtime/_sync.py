@@ -38,14 +38,15 @@ place of PID, or while the parent moves it (see :func:`raise_pending_error`).
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os
-import socket
+import select
+import sys
 from typing import Any
 
 from .._errors import KernelError, TinyContainerError
+from ..linux import _libc
 
 USERNS = "userns"
 USERNS_DONE = "userns-done"
@@ -70,50 +71,121 @@ class ChildFailed(TinyContainerError):
         super().__init__(message)
 
 
-def socketpair() -> tuple[socket.socket, socket.socket]:
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    return parent, child
+class Channel:
+    """One end of the SOCK_SEQPACKET socketpair, as a bare fd.
+
+    Not a ``socket.socket``: the socket module costs ~4 ms of every container start and is
+    needed only to pass a descriptor (the pty master, see :func:`preload_fd_passing`). On a
+    SEQPACKET socket, write(2) sends one datagram and read(2) receives one."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        os.set_inheritable(self.fd, inheritable)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
-def send(sock: socket.socket, kind: str, fds: list[int] | None = None, **fields: Any) -> None:
+def socketpair() -> tuple[Channel, Channel]:
+    parent, child = _libc.socketpair(_libc.AF_UNIX, _libc.SOCK_SEQPACKET | _libc.SOCK_CLOEXEC)
+    return Channel(parent), Channel(child)
+
+
+def preload_fd_passing() -> None:
+    """Import what passing a descriptor needs. Call it before fork(2) when a child will send
+    one (a terminal): a child must never import from disk once it may be inside the
+    container's root (CVE-2019-14271)."""
+    import array  # noqa: F401
+    import socket  # noqa: F401
+
+
+def _readable(sock: Channel, timeout: float | None) -> bool:
+    """Wait until a message (or EOF: POLLHUP is always reported) is there; False on timeout."""
+    if timeout is None:
+        return True  # read(2) blocks
+    poller = select.poll()
+    poller.register(sock.fd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
+def send(sock: Channel, kind: str, fds: list[int] | None = None, **fields: Any) -> None:
     payload = json.dumps({"type": kind, **fields}).encode()
     if fds:
-        sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        if "socket" not in sys.modules:  # a child must not import it from the container's root
+            raise TinyContainerError("internal error: preload_fd_passing() was not called before fork")
+        import array
+        import socket
+
+        carrier = socket.socket(fileno=sock.fd)
+        try:
+            carrier.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        finally:
+            carrier.detach()  # the fd stays ours
     else:
-        sock.send(payload)
+        os.write(sock.fd, payload)
 
 
-def recv(sock: socket.socket, expect: str, timeout: float | None = None) -> tuple[dict[str, Any], list[int]]:
+def recv(sock: Channel, expect: str, timeout: float | None = None) -> tuple[dict[str, Any], list[int]]:
     """Receive one message; raise ChildFailed on ERROR or EOF, and on an unexpected type."""
-    sock.settimeout(timeout)
-    fds = array.array("i")
-    try:
-        data, ancdata, _flags, _addr = sock.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
-    except TimeoutError:
-        raise ChildFailed(f"container setup timed out waiting for {expect!r}") from None
-    for level, ctype, cdata in ancdata:
-        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
-            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+    if not _readable(sock, timeout):
+        raise ChildFailed(f"container setup timed out waiting for {expect!r}")
+    received: list[int] = []
+    if expect == CONSOLE:  # the one message that carries a descriptor
+        data, received = _recv_with_fds(sock)
+    else:
+        data = os.read(sock.fd, _MAX)
     if not data:
         raise ChildFailed(f"container setup process exited unexpectedly (while waiting for {expect!r})")
     msg: dict[str, Any] = json.loads(data)
     if msg.get("type") == ERROR:
-        for fd in fds:
+        for fd in received:
             os.close(fd)
         raise _child_failed(msg)
     if msg.get("type") != expect:
         raise ChildFailed(f"protocol error: expected {expect!r}, got {msg.get('type')!r}")
-    return msg, list(fds)
+    return msg, received
 
 
-def raise_pending_error(sock: socket.socket) -> None:
+def _recv_with_fds(sock: Channel) -> tuple[bytes, list[int]]:
+    import array
+    import socket
+
+    carrier = socket.socket(fileno=sock.fd)
+    try:
+        data, ancdata, _flags, _addr = carrier.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
+    finally:
+        carrier.detach()
+    fds = array.array("i")
+    for level, ctype, cdata in ancdata:
+        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+    return data, list(fds)
+
+
+def read_after_ready(sock: Channel, timeout: float) -> bytes:
+    """What follows READY: EOF (b"") once execve(2) closed the O_CLOEXEC socket, else ERROR."""
+    if not _readable(sock, timeout):
+        raise ChildFailed("the container's process neither started nor failed in time")
+    return os.read(sock.fd, _MAX)
+
+
+def raise_pending_error(sock: Channel) -> None:
     """Raise the child's ERROR if it is already queued, without waiting.
 
     The init works in parallel with the parent between (2) and (3): when a step of the parent
     fails because the init has just died (its cgroup move, the send of CGROUP_DONE), the
     init's own message says why, not the parent's ESRCH or EPIPE."""
     try:
-        data = sock.recv(_MAX, socket.MSG_DONTWAIT)
+        data = os.read(sock.fd, _MAX) if _readable(sock, 0) else b""
     except OSError:
         return
     if not data:
@@ -132,7 +204,7 @@ def _child_failed(msg: dict[str, Any]) -> ChildFailed:
     )
 
 
-def send_error(sock: socket.socket, exc: BaseException) -> None:
+def send_error(sock: Channel, exc: BaseException) -> None:
     fields: dict[str, Any] = {"message": str(exc) or type(exc).__name__}
     if isinstance(exc, KernelError):
         fields.update(errno=exc.errno, syscall=exc.syscall, path=exc.filename)

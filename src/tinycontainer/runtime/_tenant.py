@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import termios
 from typing import NoReturn
 
@@ -74,6 +73,8 @@ def exec_process(
             paths[ns.type] = f"/proc/{init}/ns/{namespaces.PROC_NAMES[ns.type]}"
     sys = syscalls or LinuxSyscalls()
     opened = namespaces.open_paths(paths)
+    if process.terminal:
+        _sync.preload_fd_passing()  # the tenant sends the pty master
     parent_sock, child_sock = _sync.socketpair()
     if subreaper:
         sys.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
@@ -107,8 +108,7 @@ def exec_process(
                     console_fd = None
         _sync.recv(parent_sock, _sync.READY, 60)
         # EOF now means execve(2) succeeded and closed the O_CLOEXEC socket.
-        parent_sock.settimeout(60)
-        data = parent_sock.recv(1 << 16)
+        data = _sync.read_after_ready(parent_sock, 60)
         if data:
             import json
 
@@ -135,7 +135,7 @@ def exec_process(
 
 
 def _joiner_main(
-    sock: socket.socket, opened: list[tuple[str, int, str]], plan: _child.ProcessPlan, sys: Syscalls, userns: bool
+    sock: _sync.Channel, opened: list[tuple[str, int, str]], plan: _child.ProcessPlan, sys: Syscalls, userns: bool
 ) -> NoReturn:
     try:
         sys.prctl(C.PR_SET_DUMPABLE, 0)
@@ -155,7 +155,7 @@ def _joiner_main(
     os._exit(0)
 
 
-def _tenant_main(sock: socket.socket, plan: _child.ProcessPlan, sys: Syscalls) -> NoReturn:
+def _tenant_main(sock: _sync.Channel, plan: _child.ProcessPlan, sys: Syscalls) -> NoReturn:
     try:
         sys.prctl(C.PR_SET_DUMPABLE, 0)
         _sync.recv(sock, _sync.CGROUP_DONE)

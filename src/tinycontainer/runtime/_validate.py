@@ -191,28 +191,11 @@ def check_mounts(config: oci.Config, ctx: Context) -> None:
 
 
 def check_sysctl(config: oci.Config, ctx: Context) -> None:
-    names = {ns.type for ns in _namespaces(config)}
-    for key in (config.linux.sysctl if config.linux else None) or {}:
-        if not key or "/" in key or "\0" in key or "" in key.split(".") or ".." in key:
-            raise SpecError(f"invalid sysctl {key!r}", field="linux.sysctl")
-        if key.startswith("net.") and "network" not in names:
-            raise SpecError(f"sysctl {key} needs a network namespace", field="linux.sysctl")
-        if key in ("kernel.hostname", "kernel.domainname") and "uts" not in names:
-            raise SpecError(f"sysctl {key} needs a uts namespace", field="linux.sysctl")
-        ipc = key.startswith("fs.mqueue.") or key in (
-            "kernel.msgmax",
-            "kernel.msgmnb",
-            "kernel.msgmni",
-            "kernel.sem",
-            "kernel.shmall",
-            "kernel.shmmax",
-            "kernel.shmmni",
-            "kernel.shm_rmid_forced",
-        )
-        if ipc and "ipc" not in names:
-            raise SpecError(f"sysctl {key} needs an ipc namespace", field="linux.sysctl")
-        if not (ipc or key.startswith("net.") or key in ("kernel.hostname", "kernel.domainname")):
-            raise SpecError(f"sysctl {key} is not namespaced: it would change the host", field="linux.sysctl")
+    # Only namespaced sysctls, and only with that namespace: one rule set, kept next to the
+    # code that writes them (linux/rootfs.py).
+    from ..linux.rootfs import validate_sysctl
+
+    validate_sysctl(config)
 
 
 def check_seccomp(config: oci.Config, ctx: Context) -> None:

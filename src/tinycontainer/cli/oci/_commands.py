@@ -50,30 +50,16 @@ def _warn_rootless(container: object, log: LogTarget) -> None:
 
 
 def cmd_create(args: argparse.Namespace, log: LogTarget) -> int:
-    rt = _runtime(args)
-    container = rt.create(
-        args.id,
-        args.bundle,
-        console_socket=args.console_socket,
-        pid_file=args.pid_file,
-        no_pivot=args.no_pivot,
-        no_new_keyring=args.no_new_keyring,
-        preserve_fds=args.preserve_fds,
-        rootless=os.geteuid() != 0,
-        seccomp_cache=_seccomp_cache(rt),
-    )
-    _warn_rootless(container, log)
+    from ._run import create_from_args
+
+    _warn_rootless(create_from_args(_runtime(args), args), log)
     return 0
-
-
-def _seccomp_cache(rt: Runtime) -> str:
-    return os.path.join(rt.store.root, ".seccomp-cache")
 
 
 def cmd_run(args: argparse.Namespace, log: LogTarget) -> int:
     from ._run import run
 
-    return run(_runtime(args), args, _seccomp_cache, lambda container: _warn_rootless(container, log))
+    return run(_runtime(args), args, lambda container: _warn_rootless(container, log))
 
 
 def cmd_start(args: argparse.Namespace, log: LogTarget) -> int:

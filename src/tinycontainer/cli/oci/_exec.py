@@ -89,7 +89,7 @@ def exec_command(rt: Runtime, args: argparse.Namespace) -> int:
         keep_console=process.terminal and not args.console_socket,
         subreaper=not args.detach,
         preserve_fds=args.preserve_fds,
-        seccomp_cache=os.path.join(rt.store.root, ".seccomp-cache"),
+        seccomp_cache=rt.seccomp_cache,
     )
     if args.pid_file:
         write_pid_file(args.pid_file, result.pid)

@@ -7,10 +7,9 @@ import os
 import signal
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...runtime import Container, Runtime
-from ...runtime._console import proxy
 
 if TYPE_CHECKING:
     import argparse
@@ -18,13 +17,9 @@ if TYPE_CHECKING:
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def run(
-    rt: Runtime,
-    args: argparse.Namespace,
-    seccomp_cache: Callable[[Runtime], str],
-    after_create: Callable[[Container], None] | None = None,
-) -> int:
-    container = rt.create(
+def create_from_args(rt: Runtime, args: argparse.Namespace, **extra: Any) -> Container:
+    """`create` and `run` share these options (runc's create flags)."""
+    return rt.create(
         args.id,
         args.bundle,
         console_socket=args.console_socket,
@@ -32,11 +27,18 @@ def run(
         no_pivot=args.no_pivot,
         no_new_keyring=args.no_new_keyring,
         preserve_fds=args.preserve_fds,
+        rootless=os.geteuid() != 0,
+        **extra,
+    )
+
+
+def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container], None] | None = None) -> int:
+    container = create_from_args(
+        rt,
+        args,
         subreaper=not args.detach,
         keep_console=not args.console_socket and not args.detach,
         detached=bool(args.detach),
-        rootless=os.geteuid() != 0,
-        seccomp_cache=seccomp_cache(rt),
     )
     if after_create is not None:
         after_create(container)
@@ -54,6 +56,8 @@ def run(
     try:
         container.start()
         if console_fd is not None:
+            from ...runtime._console import proxy  # termios/tty: only for a terminal
+
             proxy(console_fd)
             os.close(console_fd)
         status = wait_exit(pid)
