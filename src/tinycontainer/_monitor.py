@@ -196,6 +196,8 @@ class _Client:
     stderr: int | None
     scanner: DetachScanner
     dropped: bool = False
+    launcher: bool = False
+    """the foreground CLI of ``run``: its broken pipe is the container's broken pipe"""
 
     def terminal(self) -> int | None:
         for fd in (self.stdin, self.stdout):
@@ -223,6 +225,8 @@ class _Monitor:
         self.stdin_target: int | None = None
         self.pending_input = bytearray()
         self.launcher_fds: tuple[int | None, int | None, int | None] = (None, None, None)
+        self.broken_streams: set[str] = set()
+        self.closed_outputs: set[int] = set()
 
     def _tell(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
         if self.chan is None:
@@ -392,7 +396,8 @@ class _Monitor:
         self._tell({"type": "started", "pid": container.pid, "tty": tty})
         if self.attached and self.chan is not None:
             stdin_fd, stdout_fd, stderr_fd = self.launcher_fds
-            self._add_client(self.chan, stdin_fd, stdout_fd, stderr_fd, self.detach_keys if tty else b"")
+            launcher = self._add_client(self.chan, stdin_fd, stdout_fd, stderr_fd, self.detach_keys if tty else b"")
+            launcher.launcher = not tty
         else:
             self._hang_up()
         return container, bundle.path, outputs
@@ -526,8 +531,19 @@ class _Monitor:
                 continue
             try:
                 _write_all(fd, data)
-            except OSError:  # EPIPE, EIO: that client's output is gone, so is the client
-                self._drop(client)
+            except OSError as exc:
+                if client.launcher and exc.errno == errno.EPIPE:
+                    # `tcontainer run ... | head -1`: as if the container wrote to the pipe
+                    # itself, its next write must fail (SIGPIPE), rather than run on unseen.
+                    self.broken_streams.add(stream)
+                    if stream == "stderr":
+                        client.stderr = None
+                        os.close(fd)
+                    else:
+                        client.stdout = None
+                        os.close(fd)
+                    continue
+                self._drop(client)  # EIO, EPIPE of an attach: that client is gone
 
     # -- supervise -------------------------------------------------------------------------------
 
@@ -591,8 +607,9 @@ class _Monitor:
             self.listener.close()
             self.listener = None
         for fd in outputs:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd not in self.closed_outputs:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if self.stdin_target is not None and self.stdin_target not in outputs:
             with contextlib.suppress(OSError):
                 os.close(self.stdin_target)
@@ -630,6 +647,10 @@ class _Monitor:
             return False
         log.write(stream, data)
         self._broadcast(stream, data)
+        if stream in self.broken_streams and fd != self.console:
+            os.close(fd)  # the container's write end now gives EPIPE
+            self.closed_outputs.add(fd)
+            return False
         return True
 
     def _reap(self) -> int | None:

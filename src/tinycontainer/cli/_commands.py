@@ -790,6 +790,21 @@ def _image_prune(g: Globals, argv: list[str]) -> int:
 # ------------------------------------------------------------------------------- about
 
 
+def cmd_completion(g: Globals, argv: list[str]) -> int:
+    from ._completion import bash_script, zsh_script
+
+    args = _parse(_parsers.completion_parser, argv)
+    if args.names:
+        home = Home(g.root)
+        for record in home.records.list():
+            print(record.name)
+        return 0
+    if args.shell is None:
+        raise SpecError("which shell? tcontainer completion bash|zsh")
+    sys.stdout.write(bash_script() if args.shell == "bash" else zsh_script())
+    return 0
+
+
 def cmd_version(g: Globals, argv: list[str]) -> int:
     args = _parse(_parsers.simple_parser("version", "Show the version."), argv)
     import platform

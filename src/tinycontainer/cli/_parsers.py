@@ -157,7 +157,8 @@ def completion_parser() -> Parser:
         "  source <(tcontainer completion bash)\n"
         "  tcontainer completion zsh > \"${fpath[1]}/_tcontainer\"\n",
     )
-    p.add_argument("shell", choices=["bash", "zsh"])
+    p.add_argument("shell", nargs="?", choices=["bash", "zsh"])
+    p.add_argument("--names", action="store_true", help=argparse.SUPPRESS)  # used by the script itself
     return p
 
 
@@ -215,7 +216,10 @@ def rm_parser() -> Parser:
 
 
 def inspect_parser() -> Parser:
-    return _names("inspect", "Show everything about containers, as JSON.", "  tcontainer inspect web\n")
+    p = _names("inspect", "Show everything about containers, as JSON.",
+               "  tcontainer inspect web\n  tcontainer inspect --format json web db\n")
+    p.add_argument("--format", choices=["json"], default="json", help="output format (JSON only)")
+    return p
 
 
 def wait_parser() -> Parser:
@@ -248,7 +252,7 @@ def rename_parser() -> Parser:
 
 def simple_parser(name: str, description: str, examples: str = "") -> Callable[[], Parser]:
     def build() -> Parser:
-        p = _parser(name, description, examples)
+        p = _parser(name, description, examples or f"  tcontainer {name}\n")
         if name in ("prune", "gc"):
             p.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for docker compatibility)")
         if name in ("version", "info"):

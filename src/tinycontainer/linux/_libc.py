@@ -357,3 +357,24 @@ def join_session_keyring(name: str | None) -> int:
     raw = os.fsencode(name) if name is not None else None
     ret = _syscall(_c_long(SYS_KEYCTL), _c_long(KEYCTL_JOIN_SESSION_KEYRING), _c_char_p(raw))
     return _check(ret, "keyctl", detail="KEYCTL_JOIN_SESSION_KEYRING")
+
+
+# socket(2) and socketpair(2) on bare fds: the socket module costs ~4 ms of every container
+# start (its enums and selectors), and the runtime needs it only to pass a descriptor.
+AF_UNIX = 1
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_SEQPACKET = 5
+SOCK_CLOEXEC = 0o2000000
+_socket = _fn("socket", _c_int, _c_int, _c_int, _c_int)
+_socketpair = _fn("socketpair", _c_int, _c_int, _c_int, _c_int, ctypes.POINTER(_c_int))
+
+
+def socket(domain: int, type_: int, protocol: int = 0) -> int:
+    return _check(_socket(domain, type_, protocol), "socket", detail=f"domain {domain}, type {type_:#x}")
+
+
+def socketpair(domain: int, type_: int, protocol: int = 0) -> tuple[int, int]:
+    fds = (_c_int * 2)()
+    _check(_socketpair(domain, type_, protocol, fds), "socketpair", detail=f"domain {domain}, type {type_:#x}")
+    return fds[0], fds[1]

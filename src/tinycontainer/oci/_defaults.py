@@ -8,7 +8,6 @@ runc and podman point by point. Where we differ from Docker it is on the safe si
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections.abc import Iterable
@@ -293,6 +292,8 @@ def with_capabilities(config: Config, add: Iterable[str] = (), drop: Iterable[st
     """
     adds = {_normalize_cli_cap(n, "cap-add") for n in add}
     drops = {_normalize_cli_cap(n, "cap-drop") for n in drop}
+    import copy  # here: only `spec` and the library need it, not a container start
+
     result = copy.deepcopy(config)
     process = result.process if result.process is not None else Process()
     result.process = process
