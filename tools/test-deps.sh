@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv ca-certificates git file procps \
+    python3 python3-venv ca-certificates git procps gcc libc6-dev passwd \
     busybox-static runc crun bubblewrap podman conmon catatonit skopeo umoci docker-registry \
     uidmap slirp4netns nftables iproute2 libseccomp2 apache2-utils strace \
     qemu-system-x86 cpio xz-utils zstd >/dev/null
