@@ -142,12 +142,16 @@ def python_spec(spec: Spec | None, python: str | None = None) -> tuple[Spec, lis
     mounted = [m.target for m in spec.mounts]
     want: list[str] = []
     if spec.host_root:
-        # Import directories under the private /tmp, /run, /var/tmp are not visible. Binding
-        # them back would be the fix, but the engine stages the host's / on a tmpfs over /tmp
-        # (linux/rootfs.py _stage_host_root), which hides bind sources there too; until that
-        # changes they are left out (functions defined in __main__ still travel by value).
+        # The host's / is visible read-only, except under the container's private /tmp, /run
+        # and /var/tmp: an interpreter (a virtualenv in a checkout under /tmp, say) or import
+        # directories there are bound back read-only at the same paths.
         hidden = list(HOST_PRIVATE_DIRS)
-        paths = [p for p in paths if not _covered(p, hidden)]
+        candidates = list(paths)
+        if python is None:
+            candidates = [sys.prefix, os.path.dirname(os.path.abspath(sys.executable)), *candidates]
+        for p in candidates:
+            if _covered(p, hidden) and os.path.isdir(p) and not _covered(p, want):
+                want = [w for w in want if not _covered(w, [p])] + [p]
     else:
         candidates = list(paths)
         if python is None:

@@ -51,6 +51,9 @@ $B mkdir /rw/upper /rw/work
 $B mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot \\
     || fail "mount overlay"
 $B mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+# The host's /tmp stays reachable (read-only) for a checkout that lives there; stage 2 binds it.
+$B mkdir /newroot/tmp/.host-tmp
+$B mount --bind /lower/tmp /newroot/tmp/.host-tmp || fail "bind the host's /tmp"
 $B mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 $B mkdir -p /newroot{GUEST_JOB_DIR} /newroot{GUEST_BUSYBOX.rsplit("/", 1)[0]}
 $B cp /bin/busybox /newroot{GUEST_BUSYBOX}

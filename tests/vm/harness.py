@@ -132,7 +132,7 @@ done
 $B hostname tc-vm
 $B ip link set lo up
 echo "{READY_MARKER} cpus=$($B nproc) controllers=$($B cat /sys/fs/cgroup/cgroup.subtree_control)"
-cd {shlex.quote(str(cwd))} || fail "cd {cwd}"
+{_bind_host_tmp(cwd)}cd {shlex.quote(str(cwd))} || fail "cd {cwd}"
 $B env -i {assignments} {argv} >"$J/output" 2>&1 </dev/null
 rc=$?
 echo "$rc" >"$J/rc"
@@ -140,6 +140,17 @@ $B sync
 echo "{DONE_MARKER} rc=$rc"
 $B poweroff -f
 """
+
+
+def _bind_host_tmp(cwd: Path) -> str:
+    """The guest's /tmp is a fresh tmpfs: a checkout under the host's /tmp (CI may clone there)
+    is bound back read-only from /tmp/.host-tmp, which stage 1 keeps."""
+    resolved = cwd.resolve()
+    if not resolved.is_relative_to("/tmp"):
+        return ""
+    target = shlex.quote(str(resolved))
+    source = shlex.quote(str(Path("/tmp/.host-tmp") / resolved.relative_to("/tmp")))
+    return f'$B mkdir -p {target} && $B mount --bind {source} {target} || fail "bind {resolved}"\n'
 
 
 class _Tail:
@@ -202,9 +213,6 @@ def run_in_vm(
     Raises VMUnavailable when a prerequisite is missing, VMBootError when the VM misbehaves.
     ``timeout`` bounds the command; the boot has its own watchdog (see _qemu.boot_and_run).
     """
-    if cwd.resolve().is_relative_to("/tmp"):
-        # The guest mounts a fresh tmpfs on /tmp, which hides the host's /tmp.
-        raise VMUnavailable(f"{cwd} is under /tmp, which the guest does not see; use a checkout elsewhere")
     prepared = prepared or prepare()
     job_dir = Path(tempfile.mkdtemp(prefix="tc-vm-job-"))
     debug = os.environ.get("TC_VM_DEBUG") == "1"
