@@ -42,8 +42,10 @@ def default_lib_root() -> str:
     """Where library containers keep bundles and engine state."""
     if os.geteuid() == 0:
         return "/run/tcontainer/lib"
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/tcontainer-{os.geteuid()}"
-    return os.path.join(runtime_dir, "tcontainer", "lib")
+    from ._unprivileged import user_runtime_dir
+
+    # Not a bare /tmp path: another user could have planted it (user_runtime_dir checks).
+    return os.path.join(user_runtime_dir(), "tcontainer", "lib")
 
 
 def default_volume_root() -> str:
@@ -145,6 +147,12 @@ def prepare_bundle(
     written (the CLI uses it for options the Spec does not model). On any error nothing is left
     behind.
     """
+    rootless = os.geteuid() != 0
+    if rootless:
+        from ._unprivileged import check_spec
+
+        # Before anything is made: images and unenforceable limits are refused as non-root.
+        check_spec(spec)
     paths = LibPaths(lib_root or default_lib_root())
     paths.ensure()
     cid = container_id or new_container_id()
@@ -179,8 +187,16 @@ def prepare_bundle(
             resolve_user=resolver,
             volume_root=volumes,
             network_namespace=network_namespace,
-            rootless=os.geteuid() != 0,
+            rootless=rootless,
         )
+        if rootless:
+            from ._unprivileged import add_subid_mappings, no_limits_warning
+            from .runtime._log import warn
+
+            config = add_subid_mappings(config)
+            warning = no_limits_warning(spec)
+            if warning is not None:
+                warn(warning)
         if edit is not None:
             config = edit(config)
         _write_config(os.path.join(bundle, CONFIG_FILE), config)

@@ -47,8 +47,10 @@ class StateDirs:
         if os.geteuid() == 0:
             return cls(lib="/var/lib/tcontainer", run="/run/tcontainer")
         data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-        runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/tcontainer-{os.geteuid()}"
-        return cls(lib=os.path.join(data, "tcontainer"), run=os.path.join(runtime, "tcontainer"))
+        from ._unprivileged import user_runtime_dir
+
+        # Not a bare /tmp path: another user could have planted it (user_runtime_dir checks).
+        return cls(lib=os.path.join(data, "tcontainer"), run=os.path.join(user_runtime_dir(), "tcontainer"))
 
     @property
     def containers(self) -> str:

@@ -187,6 +187,8 @@ class _RunMonitor(_Base):
                 self.bundle,
                 subreaper=True,
                 seccomp_cache=self.seccomp_cache,
+                # As non-root: id maps through newuidmap/newgidmap, cgroups only where writable.
+                rootless=os.geteuid() != 0,
             )
         except BaseException as exc:
             self.fail(exc)

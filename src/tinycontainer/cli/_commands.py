@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _containers as ops
 from .._containers import Home
@@ -19,6 +19,9 @@ from . import _output as out
 from . import _parsers
 from ._argv import split_options
 from ._main import VERSION, Globals
+
+if TYPE_CHECKING:
+    from .._spec import Spec
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -77,6 +80,8 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
     args = parser.parse_args(split.options)
     plan = build_run_plan(args, split.positionals, split.dashdash)
     detach_keys = parse_detach_keys(args.detach_keys)
+    if os.geteuid() != 0:
+        _rootless_run_setup(plan.spec)
     home = Home(g.root)
     image_id = ""
     if plan.image is not None:
@@ -104,6 +109,22 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
     raw = raw_terminal(0) if args.tty and args.interactive and not args.detach else contextlib.nullcontext(False)
     with raw:
         return _launch_run(home, record, args, detach_keys)
+
+
+def _rootless_run_setup(spec: Spec) -> None:
+    """As an ordinary user: refuse images and unenforceable limits before a record exists or
+    anything is pulled (exit 125), and let the engine's warnings (no cgroup limits) reach
+    stderr; the monitor is our fork and inherits the sink."""
+    from .._unprivileged import check_spec
+
+    check_spec(spec)
+    _engine_warnings_to_stderr()
+
+
+def _engine_warnings_to_stderr() -> None:
+    from ..runtime._log import set_sink
+
+    set_sink(lambda message: print(f"tcontainer: warning: {message}", file=sys.stderr, flush=True))
 
 
 def _launch_run(home: Home, record: Record, args: argparse.Namespace, detach_keys: bytes) -> int:
@@ -501,6 +522,8 @@ def _start_detached(home: Home, record: Record) -> None:
         return
     if current.live_state == "dead":
         ops.cleanup_dead(home, current)
+    if os.geteuid() != 0:
+        _engine_warnings_to_stderr()  # rootless: "no cgroup limits", from the monitor (our fork)
     channel = launch(home.dirs, record.id, attached=False)
     try:
         channel.wait_started()

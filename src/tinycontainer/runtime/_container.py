@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from .. import oci
-from .._errors import ContainerNotFound, KernelError, TinyContainerError, WrongStatus
+from .._errors import ContainerNotFound, KernelError, TinyContainerError, UnsupportedError, WrongStatus
 from ..linux import proc
 from . import _store
 from ._signals import parse_signal
@@ -168,7 +168,10 @@ class Container:
             raise WrongStatus(self.id, status.value, "created, running or paused")
         if all_processes:
             mgr = self._manager()
-            if mgr is not None:
+            # Rootless without delegated cgroups (v1): there is no cgroup to freeze and list,
+            # so only the init can be signalled; SIGKILL to a pid namespace's init still
+            # kills every process in it (pid_namespaces(7)).
+            if mgr is not None and not _rootless_without_cgroups(mgr):
                 mgr.kill_all(signum)
                 return
         self._signal_init(signum)
@@ -200,6 +203,11 @@ class Container:
         mgr = self._manager()
         if mgr is None:
             raise TinyContainerError(f"container {self.id!r} has no cgroup to freeze")
+        if _rootless_without_cgroups(mgr):
+            raise UnsupportedError(
+                f"container {self.id!r} cannot be paused: it runs as an ordinary user without a freezer cgroup "
+                "(cgroups are not delegated to this user)"
+            )
         mgr.freeze()
 
     def resume(self) -> None:
@@ -287,6 +295,12 @@ class Container:
                         os.kill(p, signal.SIGKILL)
             time.sleep(0.01)
         raise KernelError(errno.EBUSY, "kill", f"pid {pid}", "container processes did not exit after SIGKILL")
+
+
+def _rootless_without_cgroups(mgr: Any) -> bool:
+    """A rootless container whose cgroup directories could not all be made (v1 is never
+    delegated to users): freezing and listing its processes by cgroup is impossible."""
+    return bool(mgr.rootless) and not all(os.path.isdir(d) for d in mgr.paths().values())
 
 
 class Runtime:

@@ -215,7 +215,18 @@ def create(
     parent_sock = child_sock = None
     fifo_fd = -1
     console_fd: int | None = None
+    warmer = 0
     try:
+        # The cgroups are made once the state directory has claimed the id (a duplicate id
+        # must never touch the other container's cgroups), and made early, see below.
+        manager.create()
+        # create() records which parent directories it made, so that delete removes exactly those.
+        state["cgroup"] = manager.to_dict()
+        state["freeze_file"] = _freeze_file(manager)
+        # Limits before any process (even the warm-up child) joins: none runs in them unlimited.
+        if resources is not None or not options.rootless:
+            manager.set(_with_devices(resources, config))
+        warmer = _start_migration_warmup(manager)
         store.write(container_id, state)
         with open(os.path.join(state_dir, _store.CONFIG_COPY), "w") as f:
             f.write(config.to_json(indent=None))
@@ -256,20 +267,11 @@ def create(
             _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
             write_id_maps(intermediate, config, options.rootless)
             _sync.send(parent_sock, _sync.USERNS_DONE)
-        # The cgroups are made and limited while the intermediate sets up the namespaces, and
-        # limited before any process joins them: the init never runs in them without limits.
-        manager.create()
-        # Saved with the pid below: create() records which parent directories it made, so
-        # that delete removes exactly those.
-        state["cgroup"] = manager.to_dict()
-        state["freeze_file"] = _freeze_file(manager)
-        if resources is not None or not options.rootless:
-            manager.set(_with_devices(resources, config))
         msg, _ = _sync.recv(parent_sock, _sync.PID, SETUP_TIMEOUT)
         init_pid = int(msg["pid"])
         st = proc.read_stat(init_pid)
         init_start = st.start_time if st else 0
-        # The first move into a v1 cgroup waits for an RCU grace period (5-20 ms of sleep):
+        # A cold move into a cgroup waits for an RCU grace period (see _start_migration_warmup);
         # the init meanwhile builds its mounts and waits for (3) before anything that depends
         # on its cgroups (see _init._init).
         try:
@@ -326,11 +328,16 @@ def create(
             if options.subreaper:
                 _reap(init_pid)
             _wait_gone(init_pid, init_start)
+        if warmer:
+            _reap(warmer)  # it may still sit in a cgroup, which rmdir(2) would refuse
+            warmer = 0
         with contextlib.suppress(Exception):
             manager.destroy()
         store.remove(container_id)
         raise
     finally:
+        if warmer:
+            _reap(warmer)
         if fifo_fd >= 0:
             os.close(fifo_fd)
         if parent_sock is not None:
@@ -338,6 +345,42 @@ def create(
         if child_sock is not None:
             child_sock.close()
     return Created(pid=init_pid, state=state, console_fd=console_fd)
+
+
+# The hierarchy the warm-up child joins: one whose membership costs the container nothing.
+_WARMUP_ORDER = ("freezer", "cpuacct", "cpu", "blkio", "devices", "unified")
+
+
+def _start_migration_warmup(manager: _cgroups.CgroupManager) -> int:
+    """Start the cgroup subsystem's slow path now, in a short-lived child; its pid.
+
+    Every move into a cgroup takes the global cgroup_threadgroup_rwsem for writing
+    (kernel/cgroup/cgroup.c, cgroup_attach_lock), and when nobody has done so for a moment
+    that waits for an RCU grace period (rcu_sync_enter: synchronize_rcu): 5-20 ms of sleep on
+    this machine, the largest single cost of a container start. Writers arriving during the
+    wait share it, and after it the lock stays cheap for about another grace period. So a
+    child of ours moves itself into one of the new (already limited) cgroups and exits,
+    while we go on to fork the container; our move of the init then finds the lock warm or
+    half-way there. (Writing a pid that does not exist would not do: this kernel looks the
+    pid up before taking the lock.) Nothing depends on it: if it fails, we lose the overlap.
+    """
+    paths = manager.paths()
+    chosen = next((paths[c] for c in _WARMUP_ORDER if c in paths), None)
+    if chosen is None:
+        return 0
+    procs = os.path.join(chosen, "cgroup.procs")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        os._exit(0)
+    return pid
 
 
 def _freeze_file(manager: _cgroups.CgroupManager) -> str:

@@ -8,15 +8,16 @@ The ladder (numbers are the sync points both sides mark in their code)::
 
     parent (create)              intermediate                     init (pid 1 in the new pid ns)
     ---------------              ------------                     ------------------------------
+    cgroup create + set; warm-up child moves itself in (_create._start_migration_warmup)
     fork ----------------------> setns(joined namespaces)
                                  unshare(CLONE_NEWUSER)?
       <-- (1) USERNS ----------- (only with a new user ns)
     write uid_map/gid_map
       --- (1) USERNS_DONE ----->
-    cgroup create + set          unshare(other namespaces, PID, TIME)
-    (limits before any member)   fork --------------------------->  non-dumpable, keyring
+                                 unshare(other namespaces, PID, TIME)
+                                 fork --------------------------->  non-dumpable, keyring
       <-- (2) PID {pid} -------- exit                              mounts up to the first
-    cgroup apply(pid) [sleeps: RCU grace period]                  cgroup/cgroup2 mount
+    cgroup apply(pid), verified                                    cgroup/cgroup2 mount
       --- (3) CGROUP_DONE -------------------------------------->  unshare(CLONE_NEWCGROUP)?
     reap intermediate, state.json with the pid                    cgroup mounts, other mounts,
                                                                   /dev nodes, console

@@ -8,7 +8,8 @@ directories it created are removed.
 
 from __future__ import annotations
 
-from ._devices import DEFAULT_ALLOWED_DEVICES as DEFAULT_ALLOWED_DEVICES
+from typing import TYPE_CHECKING, Any
+
 from ._layout import Hierarchy as Hierarchy
 from ._layout import Layout as Layout
 from ._layout import Membership as Membership
@@ -23,6 +24,20 @@ from ._paths import resolve as resolve_path
 from ._stats import CgroupStats as CgroupStats
 from ._v1 import V1Manager as V1Manager
 from ._v2 import V2Manager as V2Manager
+
+if TYPE_CHECKING:
+    from ._devices import DEFAULT_ALLOWED_DEVICES as DEFAULT_ALLOWED_DEVICES
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use (PEP 562): the list is made of oci.DeviceRule, and importing the OCI
+    # config classes costs ~1 ms that delete, kill and state (podman's hot path) do not need.
+    if name == "DEFAULT_ALLOWED_DEVICES":
+        from ._devices import DEFAULT_ALLOWED_DEVICES
+
+        return DEFAULT_ALLOWED_DEVICES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_ALLOWED_DEVICES",

@@ -12,7 +12,7 @@ import time
 
 from ... import oci
 from ..._errors import KernelError, SpecError, UnsupportedError
-from . import _devices, _fs
+from . import _fs
 from . import _validate as V
 from ._base import BaseManager
 from ._layout import Hierarchy
@@ -343,6 +343,8 @@ class V1Manager(BaseManager):
         return out
 
     def _devices(self, rules: list[oci.DeviceRule]) -> list[tuple[str, str, str]]:
+        from . import _devices  # only create and update write rules (see __init__.__getattr__)
+
         normalized = [_devices.normalize(rule, i) for i, rule in enumerate(rules)]
         d = self._need("devices", "linux.resources.devices")
         out = []
