@@ -45,7 +45,7 @@ LEAN_ENTRY = "import sys; sys.path[:0] = [{src!r}]; from tinycontainer.cli.oci i
 
 # What `tcontainer-oci run` imports at its top level (see the -X importtime profile).
 RUN_PATH_MODULES = ("tinycontainer.cli.oci", "tinycontainer.cli.oci._commands", "tinycontainer.cli.oci._run",
-                    "tinycontainer.runtime._create")  # fmt: skip
+                    "tinycontainer.runtime._log", "tinycontainer.runtime._create")  # fmt: skip
 
 
 @dataclass
@@ -119,7 +119,8 @@ def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
     bwrap = ["bwrap", "--unshare-all", "--ro-bind", f"{bundle}/rootfs", "/", "--proc", "/proc", "--dev", "/dev"]
     imports = (
         f"import sys; sys.path[:0] = [{SRC!r}]; import {', '.join(RUN_PATH_MODULES)}; "
-        "from tinycontainer.cli.oci import build_parser; build_parser().parse_args(['run', 'x'])"
+        # the arguments as `run` reads them: the fast path (argparse only for rarer forms)
+        "from tinycontainer.cli.oci import _fastargs; _fastargs.parse(['run', 'x'])"
     )
     roots = {n: os.path.join(base, f"state-{n}") for n in ("tc", "tclean", "runc", "crun")}
     all_: list[Contender] = [
