@@ -13,18 +13,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ContainerNotFound, SpecError, StateError
 from .linux import proc
+from .runtime._store import locked_dir, write_atomic
 
 RECORD_FILE = "record.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -281,28 +281,10 @@ class RecordStore:
         return Record.from_dict(data)
 
     def save(self, record: Record) -> None:
-        directory = self.dir(record.id)
-        tmp = os.path.join(directory, f".{RECORD_FILE}.{os.getpid()}.tmp")
-        data = json.dumps(record.to_dict(), indent=1).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, os.path.join(directory, RECORD_FILE))
+        write_atomic(self.dir(record.id), RECORD_FILE, json.dumps(record.to_dict(), indent=1).encode())
 
-    @contextlib.contextmanager
-    def locked(self, container_id: str) -> Iterator[None]:
-        path = os.path.join(self.dir(container_id), "lock")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise ContainerNotFound(container_id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self, container_id: str) -> contextlib.AbstractContextManager[None]:
+        return locked_dir(self.dir(container_id), container_id)
 
     def update(self, container_id: str, change: Callable[[Record], None]) -> Record:
         """Read, change and write one record under its lock."""

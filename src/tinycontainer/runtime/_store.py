@@ -79,15 +79,7 @@ class Store:
         return data
 
     def write(self, container_id: str, state: dict[str, Any]) -> None:
-        directory = self.dir(container_id)
-        tmp = os.path.join(directory, f".{STATE_FILE}.{os.getpid()}.tmp")
-        data = json.dumps(state, separators=(",", ":")).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, os.path.join(directory, STATE_FILE))
+        write_atomic(self.dir(container_id), STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
 
     def remove(self, container_id: str) -> None:
         directory = self.dir(container_id)
@@ -110,18 +102,33 @@ class Store:
             n for n in names if _ID_RE.match(n) and not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))
         )
 
-    @contextlib.contextmanager
-    def locked(self, container_id: str) -> Iterator[None]:
-        path = os.path.join(self.dir(container_id), "lock")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise ContainerNotFound(container_id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self, container_id: str) -> contextlib.AbstractContextManager[None]:
+        return locked_dir(self.dir(container_id), container_id)
+
+
+def write_atomic(directory: str, name: str, data: bytes) -> None:
+    """Replace ``directory/name`` whole: readers see the old or the new file, never a part."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(directory, name))
+
+
+@contextlib.contextmanager
+def locked_dir(directory: str, container_id: str) -> Iterator[None]:
+    """An exclusive flock(2) on ``directory/lock``; ContainerNotFound when the directory is gone."""
+    try:
+        fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise ContainerNotFound(container_id) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fifo_path(state_dir: str) -> str:
