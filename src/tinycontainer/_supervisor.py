@@ -89,6 +89,77 @@ def _release_stdio() -> None:
         os.close(fd)
 
 
+PTY_DRAIN = 2.0
+
+
+def _wants_terminal(bundle: str) -> bool:
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            process = json.loads(f.read()).get("process") or {}
+    except (OSError, ValueError):
+        return False
+    return bool(process.get("terminal"))
+
+
+class _PtyPump:
+    """Copies the caller's stdin into the container's pty and the pty's output to the caller's
+    stdout, until the pty closes (every process holding its other end has exited: EIO)."""
+
+    def __init__(self, master: int, stdin_fd: int, stdout_fd: int) -> None:
+        import threading
+
+        self.master = master
+        self.stdin_fd = stdin_fd
+        self.stdout_fd = stdout_fd
+        self.thread = threading.Thread(target=self._run, name="tc-pty", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        import select
+
+        stdin_open = True
+        try:
+            while True:
+                readers = [self.master] + ([self.stdin_fd] if stdin_open else [])
+                ready, _, _ = select.select(readers, [], [])
+                if self.master in ready:
+                    try:
+                        data = os.read(self.master, 65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    _write_all(self.stdout_fd, data)
+                if stdin_open and self.stdin_fd in ready:
+                    data = os.read(self.stdin_fd, 65536)
+                    if not data:
+                        stdin_open = False
+                        # End of input is Ctrl-D on a terminal (VEOF), as a typed EOF would be.
+                        with contextlib.suppress(OSError):
+                            os.write(self.master, b"\x04")
+                        continue
+                    _write_all(self.master, data)
+        except OSError:
+            return
+        finally:
+            for fd in (self.master, self.stdin_fd, self.stdout_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class _Base:
     def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
         from .runtime import Runtime
@@ -181,6 +252,7 @@ class _RunMonitor(_Base):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> None:
+        tty = _wants_terminal(self.bundle)
         try:
             self.container = self.runtime.create(
                 self.container_id,
@@ -189,12 +261,22 @@ class _RunMonitor(_Base):
                 seccomp_cache=self.seccomp_cache,
                 # As non-root: id maps through newuidmap/newgidmap, cgroups only where writable.
                 rootless=os.geteuid() != 0,
+                # Spec(tty=True): the pty master comes back to us instead of a console socket.
+                keep_console=tty,
+                detached=not tty,
             )
         except BaseException as exc:
             self.fail(exc)
             self.cleanup()
             return
+        pump = None
+        if tty:
+            # The container's stdio is the pty: copy between it and the caller's stdio (our 0/1,
+            # duplicated before _release_stdio replaces them).
+            pump = _PtyPump(self.container.console_fd, os.dup(0), os.dup(1))
         _release_stdio()
+        if pump is not None:
+            pump.start()
         self.send({"event": "created", "pid": self.container.pid})
         if self.request.get("autostart"):
             self.start()
@@ -203,6 +285,8 @@ class _RunMonitor(_Base):
             on_tick=self.check_cpu if self.cpu_time else None,
             deadline=self.wall_deadline(),
         )
+        if pump is not None:
+            pump.join(PTY_DRAIN)
         self.finish(status)
         if not self.request.get("autoremove"):
             self.wait_for_remove()
@@ -243,8 +327,13 @@ class _RunMonitor(_Base):
             self.remove_requested = True
             self.kill_all()
         else:
-            self.send({"event": "reply", "ok": False, "error": {"type": "TinyContainerError",
-                                                                 "message": f"unknown command {cmd!r}"}})
+            self.send(
+                {
+                    "event": "reply",
+                    "ok": False,
+                    "error": {"type": "TinyContainerError", "message": f"unknown command {cmd!r}"},
+                }
+            )
 
     def on_parent_gone(self) -> None:
         self.kill_all()
@@ -282,13 +371,15 @@ class _RunMonitor(_Base):
         except Exception:
             usage = None
         returncode = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
-        self.send({
-            "event": "exited",
-            "returncode": returncode,
-            "reason": self.reason(returncode, usage),
-            "usage": usage.to_dict() if usage is not None else None,
-            "started": self.started_at is not None,
-        })
+        self.send(
+            {
+                "event": "exited",
+                "returncode": returncode,
+                "reason": self.reason(returncode, usage),
+                "usage": usage.to_dict() if usage is not None else None,
+                "started": self.started_at is not None,
+            }
+        )
 
     def reason(self, returncode: int, usage: Any) -> str:
         if usage is not None and usage.oom_kills:
@@ -389,13 +480,15 @@ class _ExecMonitor(_Base):
         self.send({"event": "started", "pid": self.pid})
         status = self.wait_process(self.pid)
         returncode = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
-        self.send({
-            "event": "exited",
-            "returncode": returncode,
-            "reason": "killed" if returncode < 0 else "exited",
-            "usage": {"wall_time": time.monotonic() - started},
-            "started": True,
-        })
+        self.send(
+            {
+                "event": "exited",
+                "returncode": returncode,
+                "reason": "killed" if returncode < 0 else "exited",
+                "usage": {"wall_time": time.monotonic() - started},
+                "started": True,
+            }
+        )
         self.send({"event": "removed"})
 
     def command(self, message: dict[str, Any]) -> None:

@@ -68,8 +68,15 @@ def test_timeout_raises_like_subprocess(spec: tc.Spec, lib_root: str) -> None:
 
 def test_environment_is_clean(spec: tc.Spec, lib_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOST_SECRET", "leak")
-    r = tc.run(["env"], spec=spec.replace(env={"A": "1"}), env={"B": "2"}, cwd="/tmp", lib_root=lib_root,
-               capture_output=True, text=True)
+    r = tc.run(
+        ["env"],
+        spec=spec.replace(env={"A": "1"}),
+        env={"B": "2"},
+        cwd="/tmp",
+        lib_root=lib_root,
+        capture_output=True,
+        text=True,
+    )
     names = sorted(line.split("=", 1)[0] for line in r.stdout.splitlines())
     assert "HOST_SECRET" not in names
     assert {"A", "B", "PATH", "HOME"} <= set(names)
@@ -78,8 +85,13 @@ def test_environment_is_clean(spec: tc.Spec, lib_root: str, monkeypatch: pytest.
 
 
 def test_reason_oom(spec: tc.Spec, lib_root: str) -> None:
-    r = tc.run([*SH, "dd if=/dev/zero of=/dev/null bs=200M count=1"], spec=spec.replace(memory="50m"),
-               lib_root=lib_root, capture_output=True, timeout=60)
+    r = tc.run(
+        [*SH, "dd if=/dev/zero of=/dev/null bs=200M count=1"],
+        spec=spec.replace(memory="50m"),
+        lib_root=lib_root,
+        capture_output=True,
+        timeout=60,
+    )
     assert r.reason == "oom"
     assert r.returncode != 0
     assert r.usage is not None and r.usage.oom_kills >= 1
@@ -151,8 +163,9 @@ def test_keyboard_interrupt_cleans_up(spec: tc.Spec, lib_root: str) -> None:
 
 def test_spec_errors_leave_nothing(spec: tc.Spec, lib_root: str) -> None:
     with pytest.raises(tc.SpecError) as info:
-        tc.run(["true"], spec=spec.replace(mounts=[tc.Mount(target="/x", source="/nonexistent/src")]),
-               lib_root=lib_root)
+        tc.run(
+            ["true"], spec=spec.replace(mounts=[tc.Mount(target="/x", source="/nonexistent/src")]), lib_root=lib_root
+        )
     assert info.value.field == "mounts['/x'].source"
     with pytest.raises(tc.TinyContainerError):
         tc.run(["/no/such/program"], spec=spec, lib_root=lib_root)
@@ -160,16 +173,25 @@ def test_spec_errors_leave_nothing(spec: tc.Spec, lib_root: str) -> None:
 
 def test_from_a_thread_uses_spawned_supervisor(spec: tc.Spec, lib_root: str) -> None:
     results: list[tc.Result[Any]] = []
-    worker = threading.Thread(target=lambda: results.append(
-        tc.run([*SH, "echo threaded"], spec=spec, lib_root=lib_root, capture_output=True, text=True, timeout=60)))
+    worker = threading.Thread(
+        target=lambda: results.append(
+            tc.run([*SH, "echo threaded"], spec=spec, lib_root=lib_root, capture_output=True, text=True, timeout=60)
+        )
+    )
     worker.start()
     worker.join(90)
     assert results and results[0].stdout == "threaded\n"
 
 
 def test_host_root_mode(lib_root: str) -> None:
-    r = tc.run(["/bin/sh", "-c", "touch /etc/tc-should-fail; echo $?; echo ok > /tmp/x && cat /tmp/x; ls /run | wc -l"],
-               spec=tc.Spec(memory="64m"), lib_root=lib_root, capture_output=True, text=True, timeout=60)
+    r = tc.run(
+        ["/bin/sh", "-c", "touch /etc/tc-should-fail; echo $?; echo ok > /tmp/x && cat /tmp/x; ls /run | wc -l"],
+        spec=tc.Spec(memory="64m"),
+        lib_root=lib_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = r.stdout.split()
     assert lines[0] != "0"  # read-only root
     assert lines[1] == "ok"  # private writable /tmp
@@ -186,3 +208,21 @@ def test_host_root_bind_mount_from_tmp(tmp_path: Path) -> None:
     spec = tc.Spec(mounts=[tc.Mount(target="/mnt", source=str(src), read_only=True)])
     r = tc.run(["cat", "/mnt/f"], spec=spec, capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, "from-host-tmp\n"), r.stderr
+
+
+def test_tty_gives_the_process_a_terminal() -> None:
+    """Spec(tty=True): the process runs on a pty of its own; output and input go through it."""
+    spec = tc.Spec(tty=True)
+    r = tc.run(
+        ["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 4"],
+        spec=spec,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 4, r.stderr
+    assert r.stdout.splitlines() == ["/dev/pts/0", "stdin-is-a-tty"]
+    r = tc.run(
+        ["sh", "-c", "read x; echo got $x"], spec=spec, input="hello\n", capture_output=True, text=True, timeout=60
+    )
+    assert r.stdout.splitlines()[-1] == "got hello"
