@@ -341,7 +341,7 @@ def run_exec(
 
     ``attach(master_fd)`` is called with the pty master for a tty process (it should copy the
     terminal until the process closes it)."""
-    from ._monitor import exit_code
+    from .runtime._container import wait_exit as wait_pid_exit
     from .runtime._tenant import exec_process
 
     container = _running_engine(home, record)
@@ -386,13 +386,7 @@ def run_exec(
                     attach(result.console_fd)
             finally:
                 os.close(result.console_fd)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                return 255
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                return exit_code(status)
+        return wait_pid_exit(pid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -48,7 +48,8 @@ from ._attach import listen as attach_listen
 from ._errors import TinyContainerError
 from ._records import Record, RecordStore, StateDirs, now_iso
 from .linux import proc
-from .runtime._console import copy_winsize
+from .runtime._console import copy_winsize, write_all
+from .runtime._container import exit_code as exit_code
 
 DRAIN_TIMEOUT = 2.0
 
@@ -76,12 +77,6 @@ def status_of_failure(exc: BaseException) -> int:
             return STATUS_NOT_FOUND
         return STATUS_CANNOT_RUN
     return STATUS_FAILED
-
-
-def exit_code(wait_status: int) -> int:
-    """A wait(2) status as a shell reports it: the exit code, or 128 + the signal number."""
-    code = os.waitstatus_to_exitcode(wait_status)
-    return 128 - code if code < 0 else code
 
 
 @dataclass(frozen=True)
@@ -530,7 +525,7 @@ class _Monitor:
             if fd is None:
                 continue
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             except OSError as exc:
                 if client.launcher and exc.errno == errno.EPIPE:
                     # `tcontainer run ... | head -1`: as if the container wrote to the pipe
@@ -687,11 +682,3 @@ class _Monitor:
         return self.store.update(self.id, exited)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except InterruptedError:
-            continue
-        view = view[n:]

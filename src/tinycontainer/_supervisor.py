@@ -124,6 +124,8 @@ class _PtyPump:
     def _run(self) -> None:
         import select
 
+        from .runtime._console import write_all
+
         stdin_open = True
         try:
             while True:
@@ -136,7 +138,7 @@ class _PtyPump:
                         return
                     if not data:
                         return
-                    _write_all(self.stdout_fd, data)
+                    write_all(self.stdout_fd, data)
                 if stdin_open and self.stdin_fd in ready:
                     data = os.read(self.stdin_fd, 65536)
                     if not data:
@@ -145,7 +147,7 @@ class _PtyPump:
                         with contextlib.suppress(OSError):
                             os.write(self.master, b"\x04")
                         continue
-                    _write_all(self.master, data)
+                    write_all(self.master, data)
         except OSError:
             return
         finally:
@@ -154,10 +156,6 @@ class _PtyPump:
                     os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class _Base:

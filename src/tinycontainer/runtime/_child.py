@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import resource
 import signal
 import stat
+import termios
 
 from .. import oci
 from .._errors import KernelError, SpecError
@@ -226,6 +228,21 @@ def drop_privileges(plan: ProcessPlan, sys: Syscalls) -> None:
     sys.prctl(C.PR_SET_KEEPCAPS, 0)
     if proc.no_new_privileges:
         sys.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def enter_session(console_slave: int | None) -> None:
+    """A new session; with a terminal, the pty slave as controlling terminal and stdio.
+
+    The container gets its own session and controlling terminal, never the caller's
+    (CVE-2017-5226: TIOCSTI pushed input into the parent's terminal)."""
+    os.setsid()
+    if console_slave is None:
+        return
+    fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(console_slave, fd)
+    if console_slave > 2:
+        os.close(console_slave)
 
 
 def reset_signals() -> None:

@@ -70,7 +70,7 @@ def proxy(master_fd: int, stdin_fd: int = 0, stdout_fd: int = 1, detach_keys: by
                         raise
                     if not data:
                         return "exited"
-                    _write_all(stdout_fd, data)
+                    write_all(stdout_fd, data)
                 if stdin_open and stdin_fd in ready:
                     data = os.read(stdin_fd, 65536)
                     if not data:
@@ -84,13 +84,14 @@ def proxy(master_fd: int, stdin_fd: int = 0, stdout_fd: int = 1, detach_keys: by
                         if detach_keys in pending:
                             return "detached"
                         pending = pending[-(len(detach_keys) - 1) :] if len(detach_keys) > 1 else b""
-                    _write_all(master_fd, data)
+                    write_all(master_fd, data)
     finally:
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a pipe or pty takes partial writes)."""
     view = memoryview(data)
     while view:
         try:

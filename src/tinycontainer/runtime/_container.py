@@ -48,6 +48,23 @@ def derive_status(state: dict[str, Any], state_dir: str, frozen: Any = None) -> 
     return Status.RUNNING
 
 
+def exit_code(wait_status: int) -> int:
+    """A wait(2) status as a shell reports it: the exit code, or 128 + the signal number."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def wait_exit(pid: int) -> int:
+    """Wait for our child ``pid`` (the init, when we are its subreaper) to exit; its exit code."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            return exit_code(status)
+
+
 class Container:
     """A stored container. Obtain one from :class:`Runtime` (``create``/``load``)."""
 

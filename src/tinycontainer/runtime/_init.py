@@ -227,15 +227,7 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     _child.chdir_checked(proc.cwd, sys)
     path, args, env = _child.resolve_program(ctx.plan)
 
-    os.setsid()
-    if console_slave is not None:
-        # The container gets its own session and controlling terminal, never the caller's
-        # (CVE-2017-5226: TIOCSTI into the parent's terminal).
-        fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(console_slave, fd)
-        if console_slave > 2:
-            os.close(console_slave)
+    _child.enter_session(console_slave)
     keep = 2 + ctx.plan.preserve_fds
     _child.mark_fds_cloexec(keep)
     for fd in (ctx.fifo_fd, ctx.sock.fileno()):

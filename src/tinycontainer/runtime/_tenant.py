@@ -179,13 +179,7 @@ def _tenant_main(sock: _sync.Channel, plan: _child.ProcessPlan, sys: Syscalls) -
             sys.personality(plan.personality)
         _child.chdir_checked(proc.cwd, sys)
         path, args, env = _child.resolve_program(plan)
-        os.setsid()
-        if slave is not None:
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            for fd in (0, 1, 2):
-                os.dup2(slave, fd)
-            if slave > 2:
-                os.close(slave)
+        _child.enter_session(slave)
         _child.mark_fds_cloexec(2 + plan.preserve_fds)
         sock.set_inheritable(False)
         _child.drop_privileges(plan, sys)

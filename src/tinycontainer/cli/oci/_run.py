@@ -10,6 +10,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ...runtime import Container, Runtime
+from ...runtime._container import wait_exit as wait_exit
 
 if TYPE_CHECKING:
     import argparse
@@ -70,13 +71,3 @@ def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container
     return status
 
 
-def wait_exit(pid: int) -> int:
-    """Wait for the init (our child: we are its subreaper) and turn its status into an exit code."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 255
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
