@@ -143,7 +143,7 @@ def recv(sock: Channel, expect: str, timeout: float | None = None) -> tuple[dict
     if expect == CONSOLE:  # the one message that carries a descriptor
         data, received = _recv_with_fds(sock)
     else:
-        data = os.read(sock.fd, _MAX)
+        data = _read(sock)
     if not data:
         raise ChildFailed(f"container setup process exited unexpectedly (while waiting for {expect!r})")
     msg: dict[str, Any] = json.loads(data)
@@ -162,7 +162,10 @@ def _recv_with_fds(sock: Channel) -> tuple[bytes, list[int]]:
 
     carrier = socket.socket(fileno=sock.fd)
     try:
-        data, ancdata, _flags, _addr = carrier.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
+        try:
+            data, ancdata, _flags, _addr = carrier.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
+        except ConnectionResetError:  # see _read: the queued datagrams come after the error
+            data, ancdata, _flags, _addr = carrier.recvmsg(_MAX, socket.CMSG_SPACE(4 * 4))
     finally:
         carrier.detach()
     fds = array.array("i")
@@ -176,7 +179,20 @@ def read_after_ready(sock: Channel, timeout: float) -> bytes:
     """What follows READY: EOF (b"") once execve(2) closed the O_CLOEXEC socket, else ERROR."""
     if not _readable(sock, timeout):
         raise ChildFailed("the container's process neither started nor failed in time")
-    return os.read(sock.fd, _MAX)
+    return _read(sock)
+
+
+def _read(sock: Channel) -> bytes:
+    """One datagram; b"" at EOF.
+
+    When a peer exits with messages of ours still unread, the kernel marks our socket
+    ECONNRESET (unix_release_sock), and the next recv(2) reports that error *before* the
+    datagrams already queued for us (__skb_try_recv_datagram checks sock_error first). The
+    error is consumed by that call, so read again: the child's ERROR message is usually there."""
+    try:
+        return os.read(sock.fd, _MAX)
+    except ConnectionResetError:
+        return os.read(sock.fd, _MAX) if _readable(sock, 0) else b""
 
 
 def raise_pending_error(sock: Channel) -> None:
@@ -186,7 +202,7 @@ def raise_pending_error(sock: Channel) -> None:
     fails because the init has just died (its cgroup move, the send of CGROUP_DONE), the
     init's own message says why, not the parent's ESRCH or EPIPE."""
     try:
-        data = os.read(sock.fd, _MAX) if _readable(sock, 0) else b""
+        data = _read(sock) if _readable(sock, 0) else b""
     except OSError:
         return
     if not data:
