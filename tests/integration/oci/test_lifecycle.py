@@ -200,3 +200,26 @@ def test_bad_ids_are_refused(oci_runtime: OCIRuntime, bad_id: str) -> None:
     assert r.returncode != 0
     assert b"Traceback" not in r.stderr
     assert not os.path.exists(os.path.join(oci_runtime.root, "x"))
+
+
+def test_exec_with_workdir_env_and_user(oci_runtime: OCIRuntime) -> None:
+    rt = oci_runtime
+    cid = rt.new_id()
+    rt("create", "--bundle", rt.bundle(["sleep", "60"]), cid)
+    rt("start", cid)
+    r = rt(
+        "exec",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "GREETING=hello there",
+        "-u",
+        "1000:1001",
+        cid,
+        "sh",
+        "-c",
+        'pwd; echo "$GREETING"; id -u; id -g',
+        check=False,
+    )
+    assert r.stdout.decode().splitlines() == ["/tmp", "hello there", "1000", "1001"], r.stderr
+    rt("delete", "--force", cid)

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-t", "--tty", action="store_true")
     e.add_argument("--console-socket")
     e.add_argument("--pid-file")
-    e.add_argument("--cwd")
+    e.add_argument("-w", "--cwd")
     e.add_argument("-e", "--env", action="append", default=[])
     e.add_argument("-u", "--user")
     e.add_argument("-g", "--additional-gids", action="append", default=[])
