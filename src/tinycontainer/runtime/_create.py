@@ -217,6 +217,10 @@ def create(
     console_fd: int | None = None
     warmer = 0
     try:
+        # State first, naming the cgroups before they exist: a runtime killed from here on
+        # leaves a "stopped" container whose `delete --force` finds and removes them (the leaf
+        # goes even when not yet recorded as created).
+        store.write(container_id, state)
         # The cgroups are made once the state directory has claimed the id (a duplicate id
         # must never touch the other container's cgroups), and made early, see below.
         manager.create()
