@@ -3,7 +3,8 @@
 A library container lives in ``<lib root>/bundles/<id>/``::
 
     config.json        what the engine reads
-    rootfs/            overlay mount of the image (image specs only), with upper/ and work/
+    rootfs/            overlay mount of the image (image specs only), with upper/ and work/;
+                       as an ordinary user a flattened copy of the image instead
     overlay            marker: rootfs/ is our overlay mount and must be unmounted
 
 and in the engine's store ``<lib root>/state/<id>/``. The lib root (``/run/tcontainer/lib`` for
@@ -53,6 +54,17 @@ def default_volume_root() -> str:
         return DEFAULT_VOLUME_ROOT
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(data, "tcontainer", "volumes")
+
+
+def default_image_root() -> str:
+    """The image store of library runs: the shared one for root, else the same per-user
+    store as the ``tcontainer`` CLI's (an ordinary user cannot write /var/lib)."""
+    if os.geteuid() == 0:
+        from .image._store import DEFAULT_ROOT
+
+        return DEFAULT_ROOT
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "tcontainer", "images")
 
 
 def new_container_id() -> str:
@@ -120,7 +132,7 @@ def resolve_image(spec: Spec, store: ImageStore | None, *, pull: bool = True) ->
     from .image import ImageNotFound, ImageStore
 
     assert spec.image is not None
-    images = store if store is not None else ImageStore()
+    images = store if store is not None else ImageStore(default_image_root())
     try:
         return images, images.get(spec.image)
     except ImageNotFound:
@@ -168,11 +180,20 @@ def prepare_bundle(
         if spec.image is not None:
             store, img = resolve_image(spec, images, pull=pull)
             defaults = image_defaults(img)
-            # The marker first: if the mount succeeds and anything after it fails, removal
-            # still knows to unmount.
-            _touch(os.path.join(bundle, OVERLAY_MARKER))
-            overlay = True
-            rootfs_path = store.mount_rootfs(img, bundle)
+            if rootless:
+                # Copy fallback: an ordinary user cannot mount the store's overlay layers
+                # (their whiteouts need trusted.* xattrs, overlayfs(5)), so the container gets
+                # its own flattened copy. Files end up owned by the caller, which the user
+                # namespace maps to root; device nodes are skipped (mknod(2) needs CAP_MKNOD).
+                rootfs_path = os.path.join(bundle, ROOTFS_DIR)
+                os.mkdir(rootfs_path, 0o755)
+                store.flatten(img, rootfs_path)
+            else:
+                # The marker first: if the mount succeeds and anything after it fails, removal
+                # still knows to unmount.
+                _touch(os.path.join(bundle, OVERLAY_MARKER))
+                overlay = True
+                rootfs_path = store.mount_rootfs(img, bundle)
         elif spec.rootfs is not None:
             rootfs_path = os.path.realpath(spec.rootfs)
             if not os.path.isdir(rootfs_path):
@@ -239,12 +260,30 @@ def remove_bundle(path: str) -> None:
 
 
 def _rmtree(path: str) -> None:
+    if os.geteuid() != 0:
+        # Without CAP_DAC_OVERRIDE a read-only directory of a flattened image (0555 /proc in
+        # many images) cannot have its entries removed: give the owner write access first.
+        _make_writable(path)
+
     def onerror(func: object, failed: str, exc_info: object) -> None:
         if not os.path.lexists(failed):
             return
         raise KernelError(errno.EIO, "rmtree", failed)
 
     shutil.rmtree(path, onerror=onerror)
+
+
+def _make_writable(top: str) -> None:
+    import stat
+
+    # fwalk does not follow symlinks; each child is lstat-ed through its parent's fd before
+    # the chmod, and the container is gone, so nothing swaps it for a symlink meanwhile.
+    for _dirpath, dirnames, _files, dir_fd in os.fwalk(top, follow_symlinks=False):
+        for name in dirnames:
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o700 != 0o700:
+                    os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)
 
 
 def _unmount(target: str) -> None:
@@ -376,6 +415,7 @@ def load_image_defaults(spec: Spec, store: ImageStore | None = None) -> ImageDef
 __all__ = [
     "Bundle",
     "LibPaths",
+    "default_image_root",
     "default_lib_root",
     "default_volume_root",
     "load_image_defaults",

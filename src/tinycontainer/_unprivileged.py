@@ -2,9 +2,10 @@
 
 * The user namespace maps the caller to root and its first /etc/subuid and /etc/subgid range
   to ids 1..N (the engine writes the maps with newuidmap/newgidmap, which check the ranges).
-* Images are refused: their rootfs is an overlay of the shared store's layers, and an
-  unprivileged overlay mount needs layers unpacked for ``userxattr`` (overlayfs(5), "User
-  xattr"), which the image store does not produce yet.
+* Images run from a private flattened copy in the bundle (``_bundle.prepare_bundle``): the
+  store's layers are overlay lowers made by root, and an unprivileged overlay mount would need
+  layers unpacked for ``userxattr`` (overlayfs(5), "User xattr"), which the store does not
+  produce. The copy costs disk and time per container, not correctness.
 * Cgroup limits need a cgroup the caller may write (cgroup v2 delegation). Without one, a
   spec that asks for limits is refused (never run silently unlimited), and one that asks for
   none runs with a warning that nothing bounds it but the user's rlimits.
@@ -130,11 +131,6 @@ def cgroup_problem(controllers: list[str]) -> str | None:
 
 def check_spec(spec: Spec) -> None:
     """Refuse, before anything is made, what an unprivileged caller cannot have."""
-    if spec.image is not None:
-        raise UnsupportedError(
-            f"image {spec.image!r}: running images as an ordinary user is not supported yet (the unprivileged "
-            "overlay mount needs userxattr layers); use --rootfs DIR with an unpacked rootfs you own, or run as root"
-        )
     wanted = wanted_controllers(spec)
     if wanted:
         problem = cgroup_problem(wanted)

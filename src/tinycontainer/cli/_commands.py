@@ -112,7 +112,7 @@ def cmd_run(g: Globals, argv: list[str]) -> int:
 
 
 def _rootless_run_setup(spec: Spec) -> None:
-    """As an ordinary user: refuse images and unenforceable limits before a record exists or
+    """As an ordinary user: refuse unenforceable limits before a record exists or
     anything is pulled (exit 125), and let the engine's warnings (no cgroup limits) reach
     stderr; the monitor is our fork and inherits the sink."""
     from .._unprivileged import check_spec

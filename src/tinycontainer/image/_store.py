@@ -3,7 +3,7 @@
 Layout under ``root``::
 
     blobs/sha256/<hex>           manifests, indexes, configs and compressed layers (verified)
-    layers/sha256/<diff hex>/    one unpacked layer: diff/ (overlay format) and size
+    layers/sha256/<diff hex>/    one layer: diff/ (overlay format; only with overlay_layers), size, blob
     refs.json                    {"refs": {"docker.io/library/alpine:latest": {"chain": [...]}}}
     tmp/                         in-flight downloads and unpacks (same filesystem, renamed into place)
     locks/                       one flock per layer, so concurrent pulls unpack a layer once
@@ -112,8 +112,14 @@ class ImageStore:
         max_parallel: int = 3,
         syscalls: Syscalls | None = None,
         credential_files: list[str] | None = None,
+        overlay_layers: bool | None = None,
     ) -> None:
+        """``overlay_layers`` (default: only as root) unpacks each layer into diff/ for
+        :meth:`mount_rootfs`. Without it a layer is only checked against its diff_id and its
+        blob kept for :meth:`flatten`: an ordinary user cannot create overlay whiteouts (0/0
+        character devices need CAP_MKNOD, mknod(2)) nor set trusted.overlay.opaque."""
         self.root = os.path.abspath(root)
+        self.overlay_layers = os.geteuid() == 0 if overlay_layers is None else overlay_layers
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.content = ContentStore(self.root)
         self.layers_dir = os.path.join(self.root, "layers", "sha256")
@@ -270,9 +276,12 @@ class ImageStore:
     def _unpack(self, job: _LayerJob, final: str, progress: Callable[[int], None] | None = None) -> None:
         work = tempfile.mkdtemp(dir=self.content.tmp, prefix="layer-")
         try:
-            diff = os.path.join(work, "diff")
-            os.mkdir(diff, 0o755)
-            unpacked = self._apply_blob(job.blob, job.diff_id, diff, "overlay", progress)
+            if self.overlay_layers:
+                diff = os.path.join(work, "diff")
+                os.mkdir(diff, 0o755)
+                unpacked = self._apply_blob(job.blob, job.diff_id, diff, "overlay", progress)
+            else:
+                unpacked = self._check_blob(job.blob, job.diff_id, progress)
             write_atomic(os.path.join(work, "size"), str(unpacked).encode())
             # Another image may share this diff_id with a differently compressed blob: remember
             # which blob this layer came from so flatten and prune can find it.
@@ -304,6 +313,19 @@ class ImageStore:
         if reader.digest() != diff_id:
             raise DigestMismatch(diff_id, reader.digest(), "layer diff_id")
         return result.bytes
+
+    def _check_blob(self, blob: str, diff_id: str, progress: Callable[[int], None] | None = None) -> int:
+        """Verify the blob's diff_id without unpacking it; return the tar's size.
+
+        Done at pull time so that a lying config fails the pull, not every later run."""
+        with open(self.content.path(blob), "rb") as raw:
+            source: BinaryIO = raw if progress is None else cast(BinaryIO, _CountingFile(raw, progress))
+            reader = HashingReader(open_decompressed(source))
+            reader.drain()
+        if reader.digest() != diff_id:
+            raise DigestMismatch(diff_id, reader.digest(), "layer diff_id")
+        # The tar's size (headers included) stands in for the unpacked size that listings show.
+        return reader.count
 
     def add_local(
         self, chain: list[str], references: Sequence[str], *, progress: ProgressCallback | None = None
@@ -493,7 +515,10 @@ class ImageStore:
         for diff_id in img.layers:
             path = os.path.join(self.layer_path(diff_id), "diff")
             if not os.path.isdir(path):
-                raise ImageError(f"layer {diff_id} of image {img.id} is not unpacked; pull the image again")
+                raise ImageError(
+                    f"layer {diff_id} of image {img.id} is not unpacked for overlayfs (pull it again; a store "
+                    "filled by an ordinary user keeps only blobs, use flatten)"
+                )
             dirs.append(path)
         return dirs
 
