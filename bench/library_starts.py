@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ import start_latency as sl  # noqa: E402
 import tinycontainer as tc  # noqa: E402
 from tinycontainer import _launch  # noqa: E402
 
-IN_NS_FLAG = "--in-private-mount-ns"
+IN_NS_FLAG = sl.IN_NS_FLAG
 
 
 def cli(argv_for: Callable[[str], list[str]]) -> Callable[[], float]:
@@ -118,14 +117,9 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument(IN_NS_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
-        return 2
-    if not args.in_private_mount_ns:
-        argv = ["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv, IN_NS_FLAG]
-        return subprocess.run(argv, check=False).returncode
-    if os.path.ismount(f"{sl.CGROUP_ROOT}/unified"):
-        subprocess.run(["umount", f"{sl.CGROUP_ROOT}/unified"], check=True)  # private namespace only
+    status = sl.enter_private_mount_ns(args.in_private_mount_ns)
+    if status is not None:
+        return status
 
     cgroups_path = os.path.join(sl.own_cgroup("memory"), f"tc-bench-{uuid.uuid4().hex[:8]}")
     hierarchies = [os.path.join(sl.CGROUP_ROOT, n) for n in os.listdir(sl.CGROUP_ROOT)

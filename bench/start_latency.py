@@ -62,6 +62,21 @@ class Contender:
     samples: list[Sample] = field(default_factory=list)
 
 
+def enter_private_mount_ns(inside: bool) -> int | None:
+    """Check for root, re-run this script under `unshare -m` and, once inside, unmount the
+    cgroup2 mount crun 1.8 refuses (only in this private namespace: see the module docstring).
+    Returns the exit status to end with, or None to carry on inside."""
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 2
+    if not inside:
+        argv = ["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv, IN_NS_FLAG]
+        return subprocess.run(argv, check=False).returncode
+    if os.path.ismount(f"{CGROUP_ROOT}/unified"):
+        subprocess.run(["umount", f"{CGROUP_ROOT}/unified"], check=True)
+    return None
+
+
 def own_cgroup(controller: str) -> str:
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -289,15 +304,9 @@ def main() -> int:
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument(IN_NS_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
-        return 2
-    if not args.in_private_mount_ns:
-        argv = ["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv, IN_NS_FLAG]
-        return subprocess.run(argv, check=False).returncode
-    if os.path.ismount(f"{CGROUP_ROOT}/unified"):
-        # Only in this private mount namespace (see the module docstring).
-        subprocess.run(["umount", f"{CGROUP_ROOT}/unified"], check=True)
+    status = enter_private_mount_ns(args.in_private_mount_ns)
+    if status is not None:
+        return status
 
     cgroups_path = os.path.join(own_cgroup("memory"), f"tc-bench-{uuid.uuid4().hex[:8]}")
     hierarchies = [os.path.join(CGROUP_ROOT, n) for n in os.listdir(CGROUP_ROOT)

@@ -47,6 +47,17 @@ class Supervisor:
     def send(self, message: dict[str, Any]) -> None:
         _channel.send(self.sock, message)
 
+    def hand_over(self, request: dict[str, Any]) -> Supervisor:
+        """Send the supervisor its request; if that fails, end it so nothing is left behind."""
+        try:
+            self.send(request)
+        except BaseException:
+            self.kill()
+            self.wait()
+            self.close()
+            raise
+        return self
+
     def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
         return _channel.recv(self.sock, timeout)
 
@@ -136,15 +147,7 @@ class ForkLauncher:
                 _supervisor.main(CHANNEL_FD)
         finally:
             child.close()
-        supervisor = Supervisor(parent, pid)
-        try:
-            supervisor.send(request)
-        except BaseException:
-            supervisor.kill()
-            supervisor.wait()
-            parent.close()
-            raise
-        return supervisor
+        return Supervisor(parent, pid).hand_over(request)
 
 
 def _package_parent() -> str:
@@ -174,15 +177,7 @@ class SpawnLauncher:
             )
         finally:
             child.close()
-        supervisor = Supervisor(parent, popen.pid, popen)
-        try:
-            supervisor.send(request)
-        except BaseException:
-            supervisor.kill()
-            supervisor.wait()
-            parent.close()
-            raise
-        return supervisor
+        return Supervisor(parent, popen.pid, popen).hand_over(request)
 
 
 class AutoLauncher:

@@ -161,15 +161,7 @@ class WarmLauncher:
             from ._errors import TinyContainerError
 
             raise TinyContainerError(f"the fork server could not start a supervisor: {reply['error']}")
-        supervisor = _WarmSupervisor(parent, int(reply["pid"]), pidfd)
-        try:
-            supervisor.send(request)
-        except BaseException:
-            supervisor.kill()
-            supervisor.wait()
-            supervisor.close()
-            raise
-        return supervisor
+        return _WarmSupervisor(parent, int(reply["pid"]), pidfd).hand_over(request)
 
     @staticmethod
     def _exchange(sock: socket.socket, header: dict[str, Any], fds: list[int]) -> tuple[dict[str, Any], int]:

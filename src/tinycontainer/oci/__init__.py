@@ -101,40 +101,8 @@ if TYPE_CHECKING:
         resources_from_dict as resources_from_dict,
     )
 
-_LAZY = {
-    "CPU",
-    "BlockIO",
-    "Capabilities",
-    "Config",
-    "ConsoleSize",
-    "Device",
-    "DeviceRule",
-    "Hook",
-    "Hooks",
-    "HugepageLimit",
-    "IDMapping",
-    "Linux",
-    "Memory",
-    "Mount",
-    "Namespace",
-    "Personality",
-    "Pids",
-    "Process",
-    "Resources",
-    "Rlimit",
-    "Root",
-    "Seccomp",
-    "Syscall",
-    "SyscallArg",
-    "ThrottleDevice",
-    "TimeOffset",
-    "User",
-    "WeightDevice",
-    "resources_from_dict",
-}
-
-
 def __getattr__(name: str) -> Any:
+    # Every public name but the two imported above lives in _runtime_spec.
     if name in _LAZY:
         from . import _runtime_spec
 
@@ -177,3 +145,5 @@ __all__ = [
     "User",
     "WeightDevice",
 ]
+
+_LAZY = frozenset(__all__) - {"OCI_VERSION", "State"}
