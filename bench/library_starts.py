@@ -11,7 +11,26 @@ Contenders (each starts /bin/true in the same busybox rootfs, read-only, and wai
   caller got before the fork server);
 * `library fork (cold)`: `tc.run()` forking the caller; the child imports the engine lazily;
 * `library warm`: `tc.run()` through `tc.WarmLauncher` (pre-imported fork server);
+* `library warm+pool`: `tc.run()` through `tc.WarmLauncher(pool_size=N)`: the fork server's
+  supervisors keep N containers of this spec created ahead (init blocked before execve), a run
+  claims one (gets its pipes, releases it) and launches its replacement; every run still gets a
+  container of its own, removed before run() returns;
 * `call() warm`: `tc.call(int)` in the host-root mode: container + interpreter + cloudpickle.
+
+Every library contender uses the stdio the CLIs get (stdin and stdout /dev/null, stderr a pipe).
+
+Three measurements:
+
+* latency (start to exit and removal of one container, interleaved rounds). After each pooled
+  run the harness waits, untimed, until the pool's replacement is created, so its background
+  work does not slow the next contender: this is a pool's best case, a caller whose starts are
+  at least one creation apart;
+* sustained, sequential: `--sustained` starts back to back per contender, after as many
+  untimed ones as drain a pool to its steady state: starts/s here include the pool's background
+  creation, which a run that follows the previous at once has to wait for;
+* sustained, concurrent: the same with `--jobs` (default: the number of cores) threads each
+  starting back to back (library fork is left out: forking a threaded caller is unsafe, which
+  is why the library spawns or uses the fork server there).
 
 Then the caller grows by `--big-mb` (touched pages) and fork vs warm are measured again: fork(2)
 copies the caller's page tables, the fork server does not.
@@ -32,6 +51,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -49,20 +69,32 @@ from tinycontainer import _launch  # noqa: E402
 IN_NS_FLAG = sl.IN_NS_FLAG
 
 
-def cli(argv_for: Callable[[str], list[str]]) -> Callable[[], float]:
+def job_index() -> int:
+    """Which concurrent job this thread is (-1 outside the concurrent measurement)."""
+    name = threading.current_thread().name
+    return int(name.removeprefix("job-")) if name.startswith("job-") else -1
+
+
+def cli(argv_for: Callable[[str, str], list[str]], bundles: list[str]) -> Callable[[], float]:
+    # One bundle per concurrent job: each names its own cgroup, which runc and crun remove on delete.
     def once() -> float:
-        return sl.timed(argv_for(f"bench-{uuid.uuid4().hex[:12]}")).wall_ms
+        return sl.timed(argv_for(f"bench-{uuid.uuid4().hex[:12]}", bundles[job_index()])).wall_ms
 
     return once
 
 
-def library(spec: tc.Spec, launcher: Any) -> Callable[[], float]:
+def library(spec: tc.Spec, launcher: Any, settle: bool = False) -> Callable[[], float]:
+    """``settle``: after the run, wait (untimed) until the pool's replacements are created, so
+    that their background work does not land in the next contender's time."""
+
     def once() -> float:
         start = time.perf_counter()
-        result = tc.run(None, spec=spec, launcher=launcher)
+        result = tc.run(None, spec=spec, launcher=launcher, stdin=tc.DEVNULL, stdout=tc.DEVNULL, stderr=tc.PIPE)
         wall = (time.perf_counter() - start) * 1000
         if result.returncode != 0:
             raise RuntimeError(f"library run failed: {result}")
+        if settle:
+            launcher.wait_pool_ready()
         return wall
 
     return once
@@ -89,12 +121,56 @@ def measure(contenders: dict[str, Callable[[], float]], rounds: int, warmup: int
     return samples
 
 
+def sustained(contenders: dict[str, Callable[[], float]], starts: int, jobs: int, drain: int,
+              rounds: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Starts per second, back to back, ``jobs`` threads at once; ``drain`` untimed starts
+    first. ``rounds`` times, each contender once per round in a new random order (load on the
+    shared machine then hits all alike): the median rate, and the median of per-round ratios."""
+    per_job = max(1, starts // jobs)
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for n in range(rounds):
+        order = list(contenders.items())
+        random.shuffle(order)
+        for name, fn in order:
+            for _ in range(drain):
+                fn()
+            errors: list[BaseException] = []
+
+            def worker(fn: Callable[[], float] = fn, errors: list[BaseException] = errors) -> None:
+                try:
+                    for _ in range(per_job):
+                        fn()
+                except BaseException as exc:  # reported after the join
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=worker, name=f"job-{i}") for i in range(jobs)]
+            began = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - began
+            if errors:
+                raise errors[0]
+            rates[name].append(per_job * jobs / elapsed)
+        print(f"sustained x{jobs}: round {n + 1}/{rounds}", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    for name, values in rates.items():
+        row: dict[str, Any] = {"name": name, "starts": per_job * jobs, "jobs": jobs, "rounds": rounds,
+                               "starts_per_s": round(statistics.median(values), 1)}
+        if "crun run" in rates:
+            ratios = [v / c for v, c in zip(values, rates["crun run"], strict=True)]
+            row["x crun run (throughput)"] = round(statistics.median(ratios), 2)
+        rows.append(row)
+    return rows
+
+
 def summarize(samples: dict[str, list[float]], reference: str | None) -> list[dict[str, Any]]:
     rows = []
     for name, values in samples.items():
         median = statistics.median(values)
         row: dict[str, Any] = {"name": name, "median_ms": round(median, 1), "min_ms": round(min(values), 1),
-                               "starts_per_s": round(1000 / median, 1)}
+                               "1000/median": round(1000 / median, 1)}
         if reference is not None and reference in samples:
             ratios = [v / r for v, r in zip(values, samples[reference], strict=True)]
             row[f"x {reference}"] = round(statistics.median(ratios), 2)
@@ -115,6 +191,10 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--big-mb", type=int, default=512, help="caller growth for the second phase (0: skip)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--pool", type=int, default=os.cpu_count() or 2, help="pool size of `library warm+pool`")
+    ap.add_argument("--sustained", type=int, default=40, help="starts per sustained measurement (0: skip)")
+    ap.add_argument("--sustained-rounds", type=int, default=3, help="interleaved rounds of the sustained runs")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="threads of the concurrent measurement")
     ap.add_argument(IN_NS_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     status = sl.enter_private_mount_ns(args.in_private_mount_ns)
@@ -124,40 +204,63 @@ def main() -> int:
     cgroups_path = os.path.join(sl.own_cgroup("memory"), f"tc-bench-{uuid.uuid4().hex[:8]}")
     hierarchies = [os.path.join(sl.CGROUP_ROOT, n) for n in os.listdir(sl.CGROUP_ROOT)
                    if not os.path.islink(os.path.join(sl.CGROUP_ROOT, n))]  # fmt: skip
-    created = {h: sl.missing_dirs(os.path.join(h, cgroups_path.lstrip("/"))) for h in hierarchies}
+    # One cgroup per concurrent job too (siblings: a v1 devices cgroup with children refuses
+    # the runtimes' devices.deny writes).
+    job_cgroups = [f"{cgroups_path}-job-{i}" for i in range(args.jobs)]
+    created = {path: {h: sl.missing_dirs(os.path.join(h, path.lstrip("/"))) for h in hierarchies}
+               for path in [cgroups_path, *job_cgroups]}  # fmt: skip
     base = tempfile.mkdtemp(prefix="tc-libbench-")
     warm = tc.WarmLauncher().start()
+    pooled = tc.WarmLauncher(pool_size=args.pool).start()
     results: dict[str, Any] = {}
     try:
         bundle = sl.make_bundle(base, cgroups_path)
+        bundles = [sl.make_bundle(os.path.join(base, f"job-{i}"), path)
+                   for i, path in enumerate(job_cgroups)] + [bundle]  # fmt: skip
         spec = tc.Spec(rootfs=os.path.join(bundle, "rootfs"), read_only=True, command=["/bin/true"])
         contenders: dict[str, Callable[[], float]] = {
-            "runc run": cli(lambda cid: ["runc", "--root", os.path.join(base, "runc"), "run", "--bundle", bundle,
-                                         cid]),
-            "crun run": cli(lambda cid: ["crun", "--root", os.path.join(base, "crun"), "run", "--bundle", bundle,
-                                         cid]),
+            "runc run": cli(lambda cid, b: ["runc", "--root", os.path.join(base, "runc"), "run", "--bundle", b, cid],
+                            bundles),
+            "crun run": cli(lambda cid, b: ["crun", "--root", os.path.join(base, "crun"), "run", "--bundle", b, cid],
+                            bundles),
             "library spawn (cold)": library(spec, _launch.SpawnLauncher()),
             "library fork (cold)": library(spec, _launch.ForkLauncher()),
             "library warm": library(spec, warm),
+            "library warm+pool": library(spec, pooled, settle=True),
             "call() warm": call_once,
         }
         small = measure(contenders, args.rounds, args.warmup)
-        results["small caller"] = summarize(small, "crun run")
+        results["latency, small caller"] = summarize(small, "crun run")
+        if args.sustained:
+            names = ("runc run", "crun run", "library fork (cold)", "library warm")
+            steady = {name: contenders[name] for name in names}
+            steady["library warm+pool"] = library(spec, pooled)  # no settling: creation counts here
+            results["sustained, sequential"] = sustained(steady, args.sustained, 1, 2 * args.pool,
+                                                         args.sustained_rounds)
+            steady.pop("library fork (cold)")
+            results[f"sustained, {args.jobs} threads"] = sustained(steady, args.sustained, args.jobs,
+                                                                   2 * args.pool, args.sustained_rounds)
         if args.big_mb:
             ballast = bytearray(args.big_mb << 20)
             for i in range(0, len(ballast), 4096):
                 ballast[i] = 1
             big = measure({"library fork (cold)": contenders["library fork (cold)"],
                            "library warm": contenders["library warm"],
+                           "library warm+pool": contenders["library warm+pool"],
                            "crun run": contenders["crun run"]}, max(10, args.rounds // 2), 1)
-            results[f"caller +{args.big_mb} MB"] = summarize(big, "crun run")
+            results[f"latency, caller +{args.big_mb} MB"] = summarize(big, "crun run")
             del ballast
     finally:
+        pooled.close()
         warm.close()
         shutil.rmtree(base, ignore_errors=True)
-        sl.remove_cgroup(cgroups_path, created)
+        for path, made in created.items():
+            sl.remove_cgroup(path, made)
     os.makedirs(args.out, exist_ok=True)
-    text = "".join(table(title, rows) + "\n" for title, rows in results.items())
+    text = (f"`library warm+pool`: WarmLauncher(pool_size={args.pool}); concurrent jobs: {args.jobs}; "
+            f"{args.rounds} latency rounds; {args.sustained} sustained starts x {args.sustained_rounds} rounds. "
+            "See bench/README.md.\n\n")
+    text += "".join(table(title, rows) + "\n" for title, rows in results.items())
     with open(os.path.join(args.out, "library_starts.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(args.out, "library_starts.md"), "w") as f:

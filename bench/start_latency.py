@@ -182,10 +182,16 @@ def summarize(cs: list[Contender]) -> list[dict[str, Any]]:
     return rows
 
 
+def _shebang(script: str) -> str:
+    with open(script) as f:
+        return f.readline()[2:].split()[0]
+
+
 def import_profile(run_argv: list[str], lean: bool) -> dict[str, Any]:
     """`python3 -X importtime` of one real `tcontainer-oci run`: every module the parent loads
     (children are forked and import nothing). Best of 5 runs by total self time."""
-    py = os.path.realpath(sys.executable)
+    # The console script runs under the interpreter its first line names (a venv's python).
+    py = os.path.realpath(sys.executable) if lean else _shebang(console_script())
     entry = ["-I", "-S", "-c", LEAN_ENTRY.format(src=SRC)] if lean else [console_script()]
     runs = []
     for _ in range(5):

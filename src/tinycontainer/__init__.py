@@ -20,10 +20,13 @@ package. See docs/python-api.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
     from . import aio as aio
     from ._api import run as run
     from ._call import call as call
@@ -98,13 +101,21 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = frozenset({"aio", "dask"})
 
 
+def _submodule(relative: str) -> ModuleType:
+    # __import__ rather than importlib.import_module: importing importlib costs a millisecond
+    # of every tcontainer-oci command (its package imports warnings).
+    full_name = __name__ + relative
+    __import__(full_name)
+    return sys.modules[full_name]
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return _submodule(f".{name}")
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'tinycontainer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name, __name__), name)
+    value = getattr(_submodule(module_name), name)
     if isinstance(value, type) and value.__module__.startswith("tinycontainer."):
         # Public classes show (and pickle) as tinycontainer.X, not as the private module.
         value.__module__ = __name__

@@ -18,6 +18,7 @@ from ._spec import Spec
 from ._stdio import PIPE, StdioArg, StdioPlan
 
 if TYPE_CHECKING:
+    from ._pool import Claimed
     from .image import ImageStore
 
 
@@ -45,6 +46,8 @@ def run_request(
         "wall_time": spec.wall_time,
         "cpu_time": spec.cpu_time,
         "seccomp_cache": seccomp_cache(lib_root),
+        # Saves the supervisor re-reading config.json to learn whether to expect a pty.
+        "terminal": bool(bundle.config.process is not None and bundle.config.process.terminal),
     }
 
 
@@ -153,12 +156,31 @@ def run(
     if isinstance(args, (str, bytes)):
         raise TypeError("args must be a list of strings (use ['sh', '-c', '...'] for a shell command)")
 
-    plan = StdioPlan(stdin, stdout, stderr)
-    try:
-        bundle = _bundle.prepare_bundle(the_spec, args=argv_override, lib_root=root, images=images, pull=pull)
-    except BaseException:
-        plan.close_all()
-        raise
+    chosen = launcher or default_launcher()
+    claimed = _claim_pooled(chosen, the_spec, argv_override, root, pull, images, (stdin, stdout, stderr), deadline)
+    if claimed is not None:
+        bundle, supervisor, parent_fds = claimed.bundle, claimed.supervisor, claimed.parent_fds
+        piped = {i for i in (1, 2) if claimed.parent_fds[i] is not None}
+        early: Outcome | None = claimed.outcome
+    else:
+        plan = StdioPlan(stdin, stdout, stderr)
+        try:
+            bundle = _bundle.prepare_bundle(the_spec, args=argv_override, lib_root=root, images=images, pull=pull)
+        except BaseException:
+            plan.close_all()
+            raise
+        try:
+            supervisor = chosen.launch(
+                run_request(bundle, the_spec, root, autostart=True, autoremove=True), plan.child_fds
+            )
+        except BaseException:
+            plan.close_all()
+            force_cleanup(root, bundle.container_id, bundle.path)
+            raise
+        plan.close_child_ends()
+        parent_fds = plan.parent
+        piped = {i for i in (1, 2) if plan.parent_was_pipe(i)}
+        early = None
     assert bundle.config.process is not None and bundle.config.process.args is not None
     argv = list(bundle.config.process.args)
 
@@ -166,25 +188,22 @@ def run(
         force_cleanup(root, bundle.container_id, bundle.path)
 
     try:
-        supervisor = (launcher or default_launcher()).launch(
-            run_request(bundle, the_spec, root, autostart=True, autoremove=True), plan.child_fds
-        )
+        outcome = communicate(supervisor, parent_fds, input_bytes, deadline, early)
+        finish_supervisor(supervisor, removed=outcome.removed)
+        if claimed is not None:
+            claimed.refill()  # now: its creation would have competed with this run for the CPU
     except BaseException:
-        plan.close_all()
-        cleanup()
-        raise
-    plan.close_child_ends()
-    try:
-        outcome = communicate(supervisor, plan.parent, input_bytes, deadline)
-        finish_supervisor(supervisor)
-    except BaseException:
-        plan.close_all()
+        for fd in parent_fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         abort(supervisor, cleanup)
         raise
-    cleanup()
+    if not outcome.removed or outcome.cleanup_error is not None:
+        cleanup()
 
-    out = decode_output(outcome.stdout if plan.parent_was_pipe(1) else None, text_mode, encoding, errors)
-    err = decode_output(outcome.stderr if plan.parent_was_pipe(2) else None, text_mode, encoding, errors)
+    out = decode_output(outcome.stdout if 1 in piped else None, text_mode, encoding, errors)
+    err = decode_output(outcome.stderr if 2 in piped else None, text_mode, encoding, errors)
     if outcome.exited is None:
         if outcome.error is not None:
             raise _channel.decode_error(outcome.error)
@@ -196,6 +215,39 @@ def run(
     if check and result.returncode != 0:
         raise container_error(result)
     return result
+
+
+def _claim_pooled(
+    launcher: Launcher,
+    spec: Spec,
+    argv_override: list[str] | None,
+    root: str,
+    pull: bool,
+    images: ImageStore | None,
+    stdio: tuple[StdioArg, StdioArg, StdioArg],
+    deadline: float | None,
+) -> Claimed | None:
+    """A pre-created container from the launcher's pool (``WarmLauncher(pool_size=N)``), started."""
+    claim = getattr(launcher, "claim_run", None)
+    if claim is None or getattr(launcher, "pool_size", 0) <= 0 or images is not None or spec.tty:
+        return None
+    from ._pool import stdio_kinds
+
+    kinds = stdio_kinds(*stdio)
+    if kinds is None:
+        return None
+    key = ("run", spec, None if argv_override is None else tuple(argv_override), kinds, root, pull)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+
+    def make() -> tuple[_bundle.Bundle, dict[str, Any], str]:
+        made = _bundle.prepare_bundle(spec, args=argv_override, lib_root=root, pull=pull)
+        return made, run_request(made, spec, root, autostart=False, autoremove=True), root
+
+    claimed: Claimed | None = claim(key, make, kinds, deadline)
+    return claimed
 
 
 __all__ = ["decode_output", "effective_spec", "force_cleanup", "result_from", "run", "run_request", "seccomp_cache"]

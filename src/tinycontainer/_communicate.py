@@ -61,13 +61,15 @@ def communicate(
     parent_fds: list[int | None],
     input_data: bytes | None,
     deadline: float | None,
+    outcome: Outcome | None = None,
 ) -> Outcome:
     """Run until the supervisor closed its channel and the output pipes hit EOF.
 
     At ``deadline`` the container is killed (``Outcome.timed_out``) and the loop goes on until
-    the supervisor has cleaned up. The parent's pipe ends are closed on return.
+    the supervisor has cleaned up. The parent's pipe ends are closed on return. ``outcome``
+    may hold events read before (a pooled container's ``created``).
     """
-    outcome = Outcome()
+    outcome = outcome if outcome is not None else Outcome()
     sel = selectors.DefaultSelector()
     stdin_fd, stdout_fd, stderr_fd = parent_fds
     sinks = {stdout_fd: outcome.stdout, stderr_fd: outcome.stderr}
@@ -100,6 +102,9 @@ def communicate(
                         sel.unregister(supervisor.sock)
                     else:
                         outcome.apply(message)
+                        if outcome.removed:
+                            # Its last message: all that is left is its exit (finish_supervisor).
+                            sel.unregister(supervisor.sock)
                 elif key.data == "stdin":
                     fd = int(key.fd)
                     try:
@@ -130,8 +135,7 @@ def communicate(
                 outcome.timed_out = True
                 kill_sent_at = now
                 with contextlib.suppress(_channel.ChannelClosed, OSError):
-                    supervisor.send({"cmd": "kill", "signal": int(signal.SIGKILL), "all": True,
-                                     "reason": "wall-time"})
+                    supervisor.send({"cmd": "kill", "signal": int(signal.SIGKILL), "all": True, "reason": "wall-time"})
             if kill_sent_at is not None and now >= kill_sent_at + CLEANUP_TIMEOUT:
                 break  # the supervisor hangs: the caller kills it and cleans up
     finally:
@@ -144,9 +148,11 @@ def communicate(
     return outcome
 
 
-def finish_supervisor(supervisor: Supervisor, timeout: float = CLEANUP_TIMEOUT) -> None:
-    """Reap the supervisor; SIGKILL it if it does not exit in ``timeout``."""
-    if supervisor.wait(timeout) is None:
+def finish_supervisor(supervisor: Supervisor, timeout: float = CLEANUP_TIMEOUT, *, removed: bool = False) -> None:
+    """Reap the supervisor; SIGKILL it if it does not exit in ``timeout``. ``removed``: it
+    reported its container removed (its last word); one that is not our child (the fork
+    server reaps it) is then left to exit on its own rather than waited for."""
+    if not (removed and not supervisor.our_child) and supervisor.wait(timeout) is None:
         supervisor.kill()
         supervisor.wait()
     supervisor.close()

@@ -159,6 +159,22 @@ class NetworkError(TinyContainerError):
     pass
 
 
+class suppressed:
+    """``contextlib.suppress`` for the runtime's start-up path: importing contextlib costs a
+    ``tcontainer-oci`` command ~2 ms (it pulls in collections and functools)."""
+
+    __slots__ = ("_exceptions",)
+
+    def __init__(self, *exceptions: type[BaseException]) -> None:
+        self._exceptions = exceptions
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        return exc_type is not None and issubclass(exc_type, self._exceptions)
+
+
 def _rebuild(
     cls: type[BaseException],
     args: tuple[object, ...],

@@ -38,6 +38,8 @@ StdioFds = tuple[int | None, int | None, int | None]
 class Supervisor:
     """The library's side of one supervisor process: its channel and how to reap it."""
 
+    our_child = True  # must be waited for (a zombie otherwise)
+
     def __init__(self, sock: socket.socket, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
         self.sock = sock
         self.pid = pid

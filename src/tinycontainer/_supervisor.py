@@ -89,6 +89,35 @@ def _release_stdio() -> None:
         os.close(fd)
 
 
+def _pool_stdio(kinds: list[str]) -> list[int]:
+    """A pooled container's stdio, made here before it is created: "devnull", "pipe" or
+    "stdout" (stderr joins stdout) for 0/1/2. Returns the pipes' other ends (stdin's write end,
+    stdout's and stderr's read ends), which the caller receives when it claims the container,
+    so the pipes are as new and as private as those of a container started on demand."""
+    parent_ends: list[int] = []
+    try:
+        for index, kind in enumerate(kinds):
+            if kind == "pipe":
+                read_end, write_end = os.pipe()
+                child, parent = (read_end, write_end) if index == 0 else (write_end, read_end)
+                parent_ends.append(parent)
+                os.dup2(child, index)
+                os.close(child)
+            elif kind == "stdout" and index == 2:
+                os.dup2(1, 2)
+            elif kind == "devnull":
+                fd = os.open(os.devnull, os.O_RDONLY if index == 0 else os.O_WRONLY)
+                os.dup2(fd, index)
+                os.close(fd)
+            else:
+                raise ValueError(f"pool_stdio[{index}]: {kind!r}")
+    except BaseException:
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    return parent_ends
+
+
 PTY_DRAIN = 2.0
 
 
@@ -156,8 +185,6 @@ class _PtyPump:
                     os.close(fd)
 
 
-
-
 class _Base:
     def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
         from .runtime import Runtime
@@ -193,7 +220,12 @@ class _Base:
                 sel.register(pidfd, selectors.EVENT_READ, "exit")
             if not self.parent_gone:
                 sel.register(self.sock, selectors.EVENT_READ, "command")
+            fired = False
             while pidfd >= 0:
+                if deadline is None and not fired:
+                    # A container started by a later command (create() + start(), a pooled one)
+                    # gets its wall-time deadline only then.
+                    deadline = self.late_deadline()
                 timeout = None
                 if on_tick is not None:
                     timeout = CPU_POLL
@@ -217,6 +249,7 @@ class _Base:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.on_deadline()
                     deadline = None
+                    fired = True
         finally:
             sel.close()
             if pidfd >= 0:
@@ -236,6 +269,9 @@ class _Base:
     def on_deadline(self) -> None:
         return None
 
+    def late_deadline(self) -> float | None:
+        return None
+
 
 class _RunMonitor(_Base):
     def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
@@ -247,11 +283,14 @@ class _RunMonitor(_Base):
         self.remove_requested = False
         self.cpu_time = request.get("cpu_time")
         self.wall_time = request.get("wall_time")
+        self.pool_ends: list[int] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> None:
-        tty = _wants_terminal(self.bundle)
+        tty = bool(self.request["terminal"]) if "terminal" in self.request else _wants_terminal(self.bundle)
         try:
+            if self.request.get("pool_stdio") is not None:
+                self.pool_ends = _pool_stdio(list(self.request["pool_stdio"]))
             self.container = self.runtime.create(
                 self.container_id,
                 self.bundle,
@@ -295,6 +334,33 @@ class _RunMonitor(_Base):
             return None
         return self.started_at + float(self.wall_time)
 
+    def late_deadline(self) -> float | None:
+        return self.wall_deadline()
+
+    def claim(self) -> None:
+        """A pooled container's caller takes it: hand over the parent ends of its pipes
+        (SCM_RIGHTS, unix(7)), then start it."""
+        if self.pool_ends is None:
+            self.send(
+                {
+                    "event": "reply",
+                    "ok": False,
+                    "error": {"type": "TinyContainerError", "message": "not a pooled container"},
+                }
+            )
+            return
+        ends, self.pool_ends = self.pool_ends, None
+        try:
+            socket.send_fds(self.sock, [b'{"event":"claimed"}'], ends)
+        except OSError:
+            self.parent_gone = True
+            self.kill_all()
+            return
+        finally:
+            for fd in ends:
+                os.close(fd)
+        self.start()
+
     def start(self) -> None:
         if self.started_at is not None:
             self.send({"event": "reply", "ok": True})
@@ -312,6 +378,8 @@ class _RunMonitor(_Base):
         cmd = message.get("cmd")
         if cmd == "start":
             self.start()
+        elif cmd == "claim":
+            self.claim()
         elif cmd == "kill":
             sig = int(message.get("signal", signal.SIGKILL))
             if message.get("reason"):

@@ -32,9 +32,11 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Hashable
 from typing import Any
 
 from ._launch import StdioFds, Supervisor, _package_parent
+from ._pool import Claimed, ContainerPool, Maker, StdioKinds
 
 _MAX_FDS = 4
 _REAP_INTERVAL = 0.5
@@ -46,6 +48,8 @@ PRELOAD_MODULES = ("tinycontainer._supervisor", "tinycontainer._bundle", "tinyco
 
 class _WarmSupervisor(Supervisor):
     """A supervisor that is the server's child, not ours: waited for and killed by pidfd."""
+
+    our_child = False
 
     def __init__(self, sock: socket.socket, pid: int, pidfd: int) -> None:
         super().__init__(sock, pid)
@@ -87,10 +91,19 @@ class WarmLauncher:
     The server starts on the first :meth:`launch` (or :meth:`start`) and stops with
     :meth:`close` or when this process exits. Safe to use from many threads; a launcher
     inherited by a forked child starts its own server there.
+
+    ``pool_size=N`` keeps up to N containers created ahead for each spec that
+    :func:`~tinycontainer.run` starts repeatedly with pooled stdio (``DEVNULL``/``PIPE``), so a
+    start costs only the release of the waiting init; see :mod:`tinycontainer._pool`. Each run
+    still gets a container of its own. :meth:`close` removes the pooled ones.
     """
 
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, *, pool_size: int = 0) -> None:
+        if pool_size < 0:
+            raise ValueError("pool_size must be >= 0")
         self.python = python or sys.executable
+        self.pool_size = pool_size
+        self._pool: ContainerPool | None = None
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._popen: subprocess.Popen[bytes] | None = None
@@ -116,8 +129,10 @@ class WarmLauncher:
             self._sock = None
             self._popen = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                "from tinycontainer._warm import serve; serve(int(sys.argv[2]))")
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from tinycontainer._warm import serve; serve(int(sys.argv[2]))"
+        )
         try:
             self._popen = subprocess.Popen(
                 [self.python, "-I", "-S", "-c", code, _package_parent(), str(theirs.fileno())],
@@ -184,8 +199,37 @@ class WarmLauncher:
             self._popen.wait()
             self._popen = None
 
+    def claim_run(self, key: Hashable, make: Maker, kinds: StdioKinds, deadline: float | None) -> Claimed | None:
+        """A started pooled container for ``key`` (see :class:`~tinycontainer._pool.ContainerPool`),
+        or None (no pool, or none ready: the caller starts one on demand)."""
+        if self.pool_size <= 0:
+            return None
+        with self._lock:
+            pool = self._pool
+            if pool is not None and pool.owner != os.getpid():
+                pool.forget()  # inherited through fork: the parent's containers
+                pool = None
+            if pool is None:
+                pool = self._pool = ContainerPool(self.launch, self.pool_size)
+        return pool.claim(key, make, kinds, deadline)
+
+    def wait_pool_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until every pooled container has been created (or has failed); False on
+        timeout. For measurements that must not overlap with the pool's background work."""
+        with self._lock:
+            pool = self._pool
+        return pool is None or pool.owner != os.getpid() or pool.wait_ready(timeout)
+
     def close(self) -> None:
-        """Stop the server (running containers are not affected: their supervisors stay)."""
+        """Remove the pooled containers and stop the server (running containers are not
+        affected: their supervisors stay)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            if pool.owner == os.getpid():
+                pool.close()
+            else:
+                pool.forget()
         with self._lock:
             if self._owner != os.getpid():
                 self._sock = None
@@ -210,7 +254,11 @@ class WarmLauncher:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A server is a process of this host; a copy elsewhere starts its own.
-        return (WarmLauncher, (self.python,))
+        return (_new_launcher, (self.python, self.pool_size))
+
+
+def _new_launcher(python: str, pool_size: int) -> WarmLauncher:
+    return WarmLauncher(python, pool_size=pool_size)
 
 
 def _is_open(fd: int) -> bool:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from .._errors import KernelError, SpecError, TinyContainerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SUCCESS = 0
 ERROR = 1
@@ -29,11 +32,12 @@ class LogTarget:
             return
         # Imported here: most commands log nothing, and start-up time matters (tcontainer-oci).
         import datetime
-        import json
+
+        from ..oci import _json
 
         now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": message, "time": now})
+            line = _json.dumps({"level": level, "msg": message, "time": now})
         else:
             line = f'time="{now}" level={level} msg="{message}"'
         try:

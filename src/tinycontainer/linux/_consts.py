@@ -103,3 +103,26 @@ SYSFS_MAGIC = 0x62656572
 TMPFS_MAGIC = 0x01021994
 CGROUP_SUPER_MAGIC = 0x27E0EB
 CGROUP2_SUPER_MAGIC = 0x63677270
+
+# getrlimit(2) resource numbers (include/uapi/asm-generic/resource.h; x86-64 and arm64 use the
+# generic values). A table here rather than the resource module: it is an extension module to
+# load on every runtime command, for a dozen integers.
+RLIMIT_NUMBERS = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+RLIM_INFINITY = (1 << 64) - 1

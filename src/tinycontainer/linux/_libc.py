@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any
 
 from .._errors import KernelError
 from . import _consts as C
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -378,3 +381,38 @@ def socketpair(domain: int, type_: int, protocol: int = 0) -> tuple[int, int]:
     fds = (_c_int * 2)()
     _check(_socketpair(domain, type_, protocol, fds), "socketpair", detail=f"domain {domain}, type {type_:#x}")
     return fds[0], fds[1]
+
+
+class _Rlimit64(ctypes.Structure):
+    _fields_ = (("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64))
+
+
+_prlimit64 = _fn("prlimit64", _c_int, _c_int, _c_int, ctypes.POINTER(_Rlimit64), ctypes.POINTER(_Rlimit64))
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """prlimit64(2) on the calling process; values at or above 2**64-1 are RLIM_INFINITY."""
+    limit = _Rlimit64(min(soft, (1 << 64) - 1), min(hard, (1 << 64) - 1))
+    _check(_prlimit64(0, resource, ctypes.byref(limit), None), "prlimit64", detail=f"resource {resource}")
+
+
+# renameat2(2) with RENAME_EXCHANGE: the state store swaps a new file in for the old one. A
+# plain rename over an existing file makes ext4 start writing the new file's data out first
+# (its auto_da_alloc heuristic for "replace via rename", ext4(5)): ~0.1 ms per state write here.
+_AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+# glibc wraps it since 2.28; without the wrapper the call reports ENOSYS (callers fall back).
+_renameat2 = (
+    _fn("renameat2", _c_int, _c_int, _c_char_p, _c_int, _c_char_p, ctypes.c_uint)
+    if hasattr(_libc, "renameat2")
+    else None
+)
+
+
+def renameat2(old: str, new: str, flags: int) -> None:
+    if _renameat2 is None:
+        import errno
+
+        raise KernelError(errno.ENOSYS, "renameat2", new, "this C library has no renameat2")
+    ret = _renameat2(_AT_FDCWD, os.fsencode(old), _AT_FDCWD, os.fsencode(new), flags)
+    _check(ret, "renameat2", new, f"from {old}, flags {flags:#x}")

@@ -9,8 +9,18 @@ pivot_root and the capability drop can be unit-tested without root by the record
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    # A Protocol is for the type checker only; importing typing costs a tcontainer-oci
+    # command ~8 ms (it pulls in re, enum, functools and collections).
+    Protocol = object
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class Syscalls(Protocol):

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
 
 from .. import oci
 from .._errors import KernelError, SpecError
-from ..oci._defaults import ALL_CAPABILITIES, DOCKER_CAPABILITIES
+from ..oci._capabilities import ALL_CAPABILITIES, DOCKER_CAPABILITIES
 from . import _consts as C
 from ._syscalls import Syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 CAP_NUMBERS: dict[str, int] = {name: number for number, name in enumerate(ALL_CAPABILITIES)}
 CAP_LAST_KNOWN = len(ALL_CAPABILITIES) - 1

@@ -72,7 +72,16 @@ def children_in_pidns(pid: int) -> list[int]:
     return sorted(found)
 
 
-def set_cmdline(title: str) -> None:
+def argv_area() -> tuple[int, int]:
+    """This process's argv area (start, end), for :func:`set_cmdline` in a forked child, which
+    shares the layout: read once before fork(2), it spares the child reading it again."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # stat(5): fields 48 and 49 are arg_start and arg_end; fields[0] here is field 3.
+    return int(fields[45]), int(fields[46])
+
+
+def set_cmdline(title: str, area: tuple[int, int] | None = None) -> None:
     """Overwrite this process's argv area so /proc/PID/cmdline shows ``title``.
 
     The container's init starts as a fork of the runtime (or of a library user's program), and
@@ -81,10 +90,7 @@ def set_cmdline(title: str) -> None:
     CAP_SYS_RESOURCE; writing our own memory through /proc/self/mem does not. CPython copied
     argv at start-up and never reads the original strings again.
     """
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    # stat(5): fields 48 and 49 are arg_start and arg_end; fields[0] here is field 3.
-    arg_start, arg_end = int(fields[45]), int(fields[46])
+    arg_start, arg_end = area if area is not None else argv_area()
     size = arg_end - arg_start
     if size <= 0:
         return

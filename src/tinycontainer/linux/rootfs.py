@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from .. import oci
 from .._errors import KernelError, SpecError
@@ -47,6 +46,10 @@ from ._paths import (
 )
 from ._syscalls import Syscalls
 from .mounts import BIND_REMOUNT_FLAGS, PlannedMount, check_proc_destination
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC

@@ -7,12 +7,14 @@ commands together.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ._state import OCI_VERSION as OCI_VERSION
 from ._state import State as State
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._runtime_spec import (
         CPU as CPU,
     )
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
     from ._runtime_spec import (
         resources_from_dict as resources_from_dict,
     )
+
 
 def __getattr__(name: str) -> Any:
     # Every public name but the two imported above lives in _runtime_spec.

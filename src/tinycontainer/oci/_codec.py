@@ -8,15 +8,32 @@ naming the dotted path (``process.user.uid: expected an integer, got str``).
 from __future__ import annotations
 
 import sys
-import types
-from functools import cache
-from typing import Any, TypeVar, Union, get_args, get_origin
 
 from .._errors import SpecError
 from ._record import fields as _record_fields
 from ._record import is_record
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
+# What annotations name, without importing typing (~8 ms of every tcontainer-oci start): the
+# record modules write ``str | None``, ``list[X]``, ``dict[str, Any]`` (PEP 604/585 forms,
+# whose origin and arguments are plain attributes), and name ``Any`` only for type checkers.
+_UNION_TYPE: Any = type(int | None)
+
+
+class _AnyValue:
+    """Stands for ``typing.Any`` in evaluated annotations: the value is kept as it is."""
+
+    def __repr__(self) -> str:
+        return "typing.Any"
+
+
+ANY = _AnyValue()
+_ANNOTATION_NAMES = {"Any": ANY}
 
 _JSON_NAME = "json"
 
@@ -42,19 +59,23 @@ def _type_hints(cls: Any) -> dict[str, Any]:
             if isinstance(annotation, str):
                 key = (klass.__module__, annotation)
                 if key not in _EVALUATED:
-                    _EVALUATED[key] = eval(annotation, namespace)
+                    _EVALUATED[key] = eval(annotation, namespace, _ANNOTATION_NAMES)
                 annotation = _EVALUATED[key]
             hints[name] = annotation
     return hints
 
 
-@cache
+_FIELDS: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+
+
 def _fields(cls: Any) -> tuple[tuple[str, str, Any], ...]:
-    hints = _type_hints(cls)
-    out = []
-    for f in _record_fields(cls):
-        out.append((f.name, f.metadata.get(_JSON_NAME, json_name(f.name)), hints[f.name]))
-    return tuple(out)
+    known = _FIELDS.get(cls)
+    if known is None:
+        hints = _type_hints(cls)
+        known = _FIELDS[cls] = tuple(
+            (f.name, f.metadata.get(_JSON_NAME, json_name(f.name)), hints[f.name]) for f in _record_fields(cls)
+        )
+    return known
 
 
 def _type_name(tp: Any) -> str:
@@ -66,7 +87,7 @@ def _type_name(tp: Any) -> str:
         return "a boolean"
     if tp is float:
         return "a number"
-    origin = get_origin(tp)
+    origin = getattr(tp, "__origin__", None)
     if origin is list:
         return "a list"
     if origin is dict or is_record(tp):
@@ -87,14 +108,13 @@ def _json_type(value: object) -> str:
 
 
 def decode(tp: Any, value: object, path: str) -> Any:
-    origin = get_origin(tp)
-    if origin is Union or origin is types.UnionType:
-        args = [a for a in get_args(tp) if a is not type(None)]
+    if type(tp) is _UNION_TYPE:
         if value is None:
             return None
-        return decode(args[0], value, path)
-    if tp is Any:
+        return decode(next(a for a in tp.__args__ if a is not type(None)), value, path)
+    if tp is ANY:
         return value
+    origin = getattr(tp, "__origin__", None)
     if is_record(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise SpecError(f"expected an object, got {_json_type(value)}", field=path)
@@ -110,12 +130,12 @@ def decode(tp: Any, value: object, path: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise SpecError(f"expected a list, got {_json_type(value)}", field=path)
-        (item,) = get_args(tp)
+        (item,) = tp.__args__
         return [decode(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise SpecError(f"expected an object, got {_json_type(value)}", field=path)
-        _, item = get_args(tp)
+        _, item = tp.__args__
         return {str(k): decode(item, v, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):

@@ -8,13 +8,11 @@ runc and podman point by point. Where we differ from Docker it is on the safe si
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable
-from functools import cache
-from typing import Any
 
 from .._errors import SpecError
+from . import _json
+from ._capabilities import ALL_CAPABILITIES, DOCKER_CAPABILITIES
 from ._codec import from_json
 from ._runtime_spec import (
     Capabilities,
@@ -34,68 +32,10 @@ from ._runtime_spec import (
     User,
 )
 
-# include/uapi/linux/capability.h, in number order (CAP_CHOWN = 0 ... CAP_CHECKPOINT_RESTORE = 40).
-ALL_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
-
-# moby daemon/pkg/oci/caps/defaults.go (mask 0xa80425fb)
-DOCKER_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 DEFAULT_ENV: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm")
 
@@ -128,8 +68,12 @@ _EXCLUDED_BY = "excludedByCaps"
 _CAP_RULES = "capabilityRules"
 
 
-@cache
+_PROFILE: list[dict[str, Any]] = []  # read once (functools.cache costs ~2 ms to import)
+
+
 def _profile_data() -> dict[str, Any]:
+    if _PROFILE:
+        return _PROFILE[0]
     text = (
         _resources()
         .files("tinycontainer")
@@ -137,7 +81,8 @@ def _profile_data() -> dict[str, Any]:
         .joinpath(_PROFILE_RESOURCE[1])
         .read_text(encoding="utf-8")
     )
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = _json.loads(text)
+    _PROFILE.append(data)
     return data
 
 

@@ -12,10 +12,21 @@ semantics (assignment raises :class:`FrozenInstanceError`, instances hash by the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform, overload
 
-T = TypeVar("T")
+    T = TypeVar("T")
+else:
+    # The decorators matter to type checkers only; typing costs ~8 ms to import.
+    def overload(function: object) -> object:
+        return function
+
+    def dataclass_transform(**_options: object) -> object:
+        return overload
+
+
 _MISSING = object()
 
 
@@ -54,11 +65,11 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, frozen: bool = False, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
+def record(*, frozen: bool = False, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...  # noqa: F811
 
 
 @dataclass_transform(kw_only_default=True, field_specifiers=(field,))
-def record(
+def record(  # noqa: F811 (ruff does not see the runtime stand-in for overload as typing's)
     cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = True
 ) -> type[T] | Callable[[type[T]], type[T]]:
     if cls is None:

@@ -6,13 +6,15 @@ Only Linux fields are modelled; unknown properties are ignored on load, as the s
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from .._errors import SpecError
+from . import _json
 from ._codec import encode, field_name, from_json
 from ._record import field, record
 from ._state import OCI_VERSION as OCI_VERSION
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record
@@ -290,7 +292,7 @@ class Config:
     @classmethod
     def from_json(cls, text: str | bytes) -> Config:
         try:
-            data = json.loads(text)
+            data = _json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise SpecError(f"config.json is not valid JSON: {exc}") from None
         return cls.from_dict(data)
@@ -300,7 +302,7 @@ class Config:
         return result
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return _json.dumps(self.to_dict(), indent=indent)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in (self.linux.namespaces if self.linux else None) or []:

@@ -17,43 +17,30 @@ privileges the next one drops:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
-import resource
-import signal
 import stat
 import termios
 
 from .. import oci
-from .._errors import KernelError, SpecError
+from .._errors import KernelError, SpecError, suppressed
 from ..linux import _consts as C
+from ..linux import _libc
 from ..linux import caps as _caps
 from ..linux._syscalls import Syscalls
 from ..oci._record import field, record
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-RLIM_INFINITY_U64 = (1 << 64) - 1
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
 
-RLIMIT_NUMBERS = {
-    "RLIMIT_CPU": 0,
-    "RLIMIT_FSIZE": 1,
-    "RLIMIT_DATA": 2,
-    "RLIMIT_STACK": 3,
-    "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5,
-    "RLIMIT_NPROC": 6,
-    "RLIMIT_NOFILE": 7,
-    "RLIMIT_MEMLOCK": 8,
-    "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10,
-    "RLIMIT_SIGPENDING": 11,
-    "RLIMIT_MSGQUEUE": 12,
-    "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14,
-    "RLIMIT_RTTIME": 15,
-}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RLIMIT_NUMBERS = C.RLIMIT_NUMBERS
 
 SECCOMP_FLAG_BITS = {
     "SECCOMP_FILTER_FLAG_TSYNC": C.SECCOMP_FILTER_FLAG_TSYNC,
@@ -109,14 +96,11 @@ def lookup_executable(name: str, env: dict[str, str]) -> str:
 
 def apply_rlimits(rlimits: list[oci.Rlimit] | None) -> None:
     for rl in rlimits or []:
-        number = RLIMIT_NUMBERS[rl.type]
-        soft = resource.RLIM_INFINITY if rl.soft >= RLIM_INFINITY_U64 else rl.soft
-        hard = resource.RLIM_INFINITY if rl.hard >= RLIM_INFINITY_U64 else rl.hard
         try:
-            resource.setrlimit(number, (soft, hard))
-        except (OSError, ValueError) as exc:
-            err = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EINVAL
-            raise KernelError(err, "setrlimit", None, f"{rl.type} soft={rl.soft} hard={rl.hard}") from None
+            _libc.setrlimit(RLIMIT_NUMBERS[rl.type], rl.soft, rl.hard)
+        except OSError as exc:
+            detail = f"{rl.type} soft={rl.soft} hard={rl.hard}"
+            raise KernelError(exc.errno or errno.EINVAL, "setrlimit", None, detail) from None
 
 
 def write_oom_score_adj(value: int | None) -> None:
@@ -169,15 +153,13 @@ def chdir_checked(cwd: str, sys: Syscalls) -> None:
 def mark_fds_cloexec(keep_until: int) -> None:
     """Every fd above ``keep_until`` gets O_CLOEXEC: nothing of the runtime leaks into the
     container (CVE-2024-21626), while fds the runtime still needs work until execve."""
-    from ..linux import _libc
-
     try:
         _libc.close_range(keep_until + 1, 0xFFFFFFFF, C.CLOSE_RANGE_CLOEXEC)
     except KernelError:
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd > keep_until:
-                with contextlib.suppress(OSError):
+                with suppressed(OSError):
                     os.set_inheritable(fd, False)
 
 
@@ -255,7 +237,7 @@ def reset_signals() -> None:
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
-            if signal.getsignal(sig) is signal.SIG_IGN:
+            if signal.getsignal(sig) == signal.SIG_IGN:
                 signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             continue

@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import time
-from enum import StrEnum
-from typing import Any
 
 from .. import oci
-from .._errors import ContainerNotFound, KernelError, TinyContainerError, UnsupportedError, WrongStatus
+from .._errors import ContainerNotFound, KernelError, TinyContainerError, UnsupportedError, WrongStatus, suppressed
 from ..linux import proc
 from . import _store
 from ._signals import parse_signal
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_ROOT = "/run/tcontainer-oci"
 
 
-class Status(StrEnum):
+if TYPE_CHECKING:
+    from enum import StrEnum as _StrEnum
+else:
+
+    class _StrEnum(str):
+        """What the runtime uses of enum.StrEnum (members are instances of the class, equal to
+        their strings; ``.value``) without importing enum: ~3 ms of every runtime command."""
+
+        __slots__ = ()
+
+        def __init_subclass__(cls) -> None:
+            for name, value in list(vars(cls).items()):
+                if name.isupper() and isinstance(value, str):
+                    setattr(cls, name, cls(value))
+
+        @property
+        def value(self) -> str:
+            return str.__str__(self)
+
+
+class Status(_StrEnum):
     CREATING = "creating"
     CREATED = "created"
     RUNNING = "running"
@@ -143,11 +169,14 @@ class Container:
     def _has_hooks(self, stage: str) -> bool:
         """A look at the raw config: most containers have no hooks, and decoding the whole
         config would cost more than the command itself."""
-        import json
+        stages = self._state.get("hook_stages")
+        if isinstance(stages, list):  # recorded by create: not even the config need be read
+            return stage in stages
+        from ..oci import _json
 
         try:
             with open(os.path.join(self.state_dir, _store.CONFIG_COPY), "rb") as f:
-                raw = json.loads(f.read())
+                raw = _json.loads(f.read())
         except (OSError, ValueError):
             return False
         hooks = raw.get("hooks") if isinstance(raw, dict) else None
@@ -276,7 +305,7 @@ class Container:
                 mgr.destroy()
             poststop = None
             if self._has_hooks("poststop"):
-                with contextlib.suppress(Exception):
+                with suppressed(Exception):
                     cfg = self.config()
                     poststop = cfg.hooks.poststop if cfg.hooks else None
             if poststop:
@@ -293,9 +322,9 @@ class Container:
         pid = self.pid
         start = int(self._state.get("pid_start", 0))
         if mgr is not None:
-            with contextlib.suppress(OSError, TinyContainerError):
+            with suppressed(OSError, TinyContainerError):
                 mgr.kill_all(signal.SIGKILL)
-            with contextlib.suppress(OSError, TinyContainerError):
+            with suppressed(OSError, TinyContainerError):
                 mgr.thaw()
         if pid and proc.is_alive(pid, start):
             self._signal_init(signal.SIGKILL)
@@ -308,7 +337,7 @@ class Container:
                 return
             if left:
                 for p in left:
-                    with contextlib.suppress(OSError):
+                    with suppressed(OSError):
                         os.kill(p, signal.SIGKILL)
             time.sleep(0.01)
         raise KernelError(errno.EBUSY, "kill", f"pid {pid}", "container processes did not exit after SIGKILL")
@@ -334,7 +363,7 @@ class Runtime:
     def list(self) -> list[Container]:
         out = []
         for cid in self.store.ids():
-            with contextlib.suppress(ContainerNotFound):
+            with suppressed(ContainerNotFound):
                 out.append(self.load(cid))
         return out
 

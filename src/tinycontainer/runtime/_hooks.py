@@ -6,11 +6,13 @@ warning for poststart/poststop, which never stop the remaining hooks from runnin
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from .. import oci
 from .._errors import TinyContainerError
+from ..oci import _json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class HookFailed(TinyContainerError):
@@ -41,7 +43,7 @@ def run_hook(hook: oci.Hook, state: dict[str, Any], stage: str) -> None:
     except OSError as exc:
         raise HookFailed(f"{stage} hook {hook.path}: {exc.strerror}") from None
     try:
-        out, err = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout if hook.timeout else None)
+        out, err = proc.communicate(_json.dumps(state).encode(), timeout=hook.timeout if hook.timeout else None)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -10,15 +10,13 @@ The sync points (1)-(6) are those of the ladder in :mod:`._sync`.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import select
-import signal
 import termios
-from typing import NoReturn
 
 from .. import oci
+from .._errors import suppressed
 from ..linux import _consts as C
 from ..linux import namespaces, netdev
 from ..linux import proc as proc_info
@@ -26,6 +24,16 @@ from ..linux import rootfs as _rootfs
 from ..linux._syscalls import Syscalls
 from ..oci._record import record
 from . import _child, _hooks, _reaper, _sync
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 @record
@@ -45,6 +53,15 @@ class InitContext:
     join_paths: dict[str, str] | None = None
     new_cgroupns: bool = False
     new_keyring: bool = True
+    # (fd, path) of the ``tasks`` file in each of the container's v1 cgroups, opened by the
+    # parent: the init moves itself in first thing (V1Manager.self_attach_paths says why).
+    # None: the parent moves the init and sends (3) CGROUP_DONE.
+    cgroup_tasks: list[tuple[int, str]] | None = None
+    # Clone flags the init unshares itself: set when the runtime forked it directly, without
+    # the intermediate (which otherwise unshares them before forking the init)
+    init_unshares: int = 0
+    # The runtime's argv area (proc.argv_area), which the forked init shares
+    argv_area: tuple[int, int] | None = None
     # When the runtime runs `run` attached, stdio stays; a detached create keeps it too
     # (conmon hands us pipes). Only a terminal replaces it.
 
@@ -86,6 +103,7 @@ def _intermediate(ctx: InitContext) -> None:
     if pid == 0:
         init_main(ctx, opened)
     namespaces.close_all(opened)
+    _close_tasks(ctx)
     # (2) the init's pid as the parent sees it (we are still in the parent's pid namespace)
     _sync.send(ctx.sock, _sync.PID, pid=pid)
 
@@ -109,8 +127,8 @@ def _write_time_offsets(config: oci.Config) -> None:
 
 def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
     # PID 1's cmdline is readable inside the container: show ours, not the caller's argv.
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        proc_info.set_cmdline("tcontainer-init")
+    with suppressed(OSError, ValueError, IndexError):
+        proc_info.set_cmdline("tcontainer-init", ctx.argv_area)
     try:
         _init(ctx, opened)
     except BaseException as exc:
@@ -127,7 +145,7 @@ def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
 
 
 def _report_late(exc: BaseException) -> None:
-    with contextlib.suppress(OSError):
+    with suppressed(OSError):
         os.write(2, f"tcontainer-oci: {exc}\n".encode(errors="replace"))
 
 
@@ -139,17 +157,19 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     in_cgroups = False
 
     def enter_cgroups() -> None:
-        """(3) Wait until the parent has put us into our (already limited) cgroups.
+        """Be in our (already limited) cgroups before anything that depends on them.
 
-        The parent moves us while we build the mounts that do not depend on it (the first
-        move into a v1 cgroup sleeps for an RCU grace period). Everything after this point
+        With cgroup_tasks we moved ourselves first thing; otherwise wait for (3): the parent
+        moves us while we build the mounts that do not depend on it (its move sleeps for an
+        RCU grace period when the lock is cold). Everything after this point
         needs it: a cgroup namespace made before would be rooted in the wrong place, cgroup
         mounts show our cgroups, the devices cgroup governs mknod(2), and hooks, the console
         and the container's program must run inside the limits."""
         nonlocal in_cgroups
         if in_cgroups:
             return
-        _sync.recv(ctx.sock, _sync.CGROUP_DONE)
+        if ctx.cgroup_tasks is None:
+            _sync.recv(ctx.sock, _sync.CGROUP_DONE)
         in_cgroups = True
         namespaces.join(opened, sys, only=("cgroup",))
         namespaces.close_all(opened)
@@ -159,6 +179,9 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     # CVE-2019-5736 / CVE-2016-9962: a non-dumpable process cannot be ptraced or have its
     # /proc/PID/exe (the host interpreter) opened by processes in the container.
     sys.prctl(C.PR_SET_DUMPABLE, 0)
+    _move_into_cgroups(ctx)
+    if ctx.init_unshares:
+        sys.unshare(ctx.init_unshares)
     if ctx.new_keyring:
         _join_new_keyring(ctx.container_id)
 
@@ -251,6 +274,36 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
         _reaper.run(lambda: _child.exec_program(ctx.plan, sys, path, args, env), close_in_reaper=ctx.fifo_fd)
     _child.exec_program(ctx.plan, sys, path, args, env)
     return True
+
+
+def _move_into_cgroups(ctx: InitContext) -> None:
+    """Move ourselves into the container's v1 cgroups, before any other setup work: all of it
+    is then accounted and limited there. We are single-threaded (fork(2) copies one thread),
+    so "0" in ``tasks`` moves the whole process."""
+    if ctx.cgroup_tasks is None:
+        return
+    from .._errors import KernelError
+
+    try:
+        for fd, path in ctx.cgroup_tasks:
+            try:
+                os.write(fd, b"0")
+            except OSError as exc:
+                raise KernelError(
+                    exc.errno or 0, "write", path, "moving the container's init into its cgroup"
+                ) from None
+    finally:
+        _close_tasks(ctx)
+
+
+def _close_tasks(ctx: InitContext) -> None:
+    # Opened with the runtime's credentials, these could move any process into the cgroup:
+    # they must be gone long before the container's program runs.
+    tasks = ctx.cgroup_tasks or []
+    while tasks:
+        fd, _path = tasks.pop()
+        with suppressed(OSError):
+            os.close(fd)
 
 
 def _join_new_keyring(container_id: str) -> None:

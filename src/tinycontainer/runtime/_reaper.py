@@ -10,12 +10,21 @@ Selected by the annotation ``org.tinycontainer.init: "true"``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable
-from types import FrameType
-from typing import NoReturn
+
+from .._errors import suppressed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import NoReturn
 
 ANNOTATION = "org.tinycontainer.init"
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
@@ -27,7 +36,7 @@ def run(exec_program: Callable[[], None], close_in_reaper: int = -1) -> NoReturn
     if child == 0:
         for sig in signal.valid_signals():
             if sig not in _UNCATCHABLE:
-                with contextlib.suppress(OSError, ValueError):
+                with suppressed(OSError, ValueError):
                     signal.signal(sig, signal.SIG_DFL)
         try:
             exec_program()
@@ -39,13 +48,13 @@ def run(exec_program: Callable[[], None], close_in_reaper: int = -1) -> NoReturn
         os.close(close_in_reaper)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppressed(ProcessLookupError):
             os.kill(child, signum)
 
     for sig in signal.valid_signals():
         if sig in _UNCATCHABLE or sig in _NOT_FORWARDED:
             continue
-        with contextlib.suppress(OSError, ValueError):
+        with suppressed(OSError, ValueError):
             signal.signal(sig, forward)
     # The init blocked every signal before `start`; whatever arrived since is delivered now.
     signal.pthread_sigmask(signal.SIG_SETMASK, set())

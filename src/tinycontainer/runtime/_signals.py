@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-
 from .._errors import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
 
 
 def parse_signal(text: str | int) -> int:
@@ -24,10 +30,10 @@ def parse_signal(text: str | int) -> int:
                 except ValueError:
                     raise SpecError(f"unknown signal {text!r}") from None
             else:
-                try:
-                    value = int(signal.Signals[name])
-                except KeyError:
-                    raise SpecError(f"unknown signal {text!r}") from None
+                found = getattr(signal, name, None)
+                if not isinstance(found, int) or name.startswith("SIG_"):
+                    raise SpecError(f"unknown signal {text!r}")
+                value = found
     if not 0 < value < 65:
         raise SpecError(f"signal number out of range: {text!r}")
     return value

@@ -8,19 +8,17 @@ The ladder (numbers are the sync points both sides mark in their code)::
 
     parent (create)              intermediate                     init (pid 1 in the new pid ns)
     ---------------              ------------                     ------------------------------
-    cgroup create + set; warm-up child moves itself in (_create._start_migration_warmup)
+    cgroup create + set, open each cgroup's tasks file (_create._open_tasks)
     fork ----------------------> setns(joined namespaces)
                                  unshare(CLONE_NEWUSER)?
       <-- (1) USERNS ----------- (only with a new user ns)
     write uid_map/gid_map
       --- (1) USERNS_DONE ----->
                                  unshare(other namespaces, PID, TIME)
-                                 fork --------------------------->  non-dumpable, keyring
-      <-- (2) PID {pid} -------- exit                              mounts up to the first
-    cgroup apply(pid), verified                                    cgroup/cgroup2 mount
-      --- (3) CGROUP_DONE -------------------------------------->  unshare(CLONE_NEWCGROUP)?
-    reap intermediate, state.json with the pid                    cgroup mounts, other mounts,
-                                                                  /dev nodes, console
+                                 fork --------------------------->  non-dumpable, moves itself into
+      <-- (2) PID {pid} -------- exit                              its cgroups (the tasks files),
+    reap intermediate, state.json with the pid,                   keyring, mounts, cgroupns,
+    /proc/PID/cgroup checked                                      /dev nodes, console
       <-- (4) CONSOLE + fd --------------------------------------  (only with process.terminal)
       <-- (5) HOOKS ---------------------------------------------  (only with prestart/createRuntime hooks)
     run prestart + createRuntime hooks
@@ -31,23 +29,31 @@ The ladder (numbers are the sync points both sides mark in their code)::
     write state.json + pid file, exit                             wait on exec.fifo until ``start``
                                                                   startContainer hooks, [seccomp], execve
 
+Without user, joined or time namespaces and with the init to be the caller's child (subreaper),
+the parent forks the init itself (_create._fork_init): no intermediate, no (1) and (2). On
+cgroup v2 and rootless, the parent instead moves the init after (2) (manager.apply, with a
+warm-up child, _create._start_migration_warmup) and sends (3) CGROUP_DONE, which the init waits
+for before its first cgroup/cgroup2 mount and anything else that depends on its cgroups.
+
 Any side may instead send ERROR {"message", "errno", "syscall", "path"} and exit; the parent
 then kills the init, removes the cgroup and the state directory (a failed create leaves nothing).
-Between (2) and (3) the init works in parallel with the parent, so its ERROR may also arrive in
-place of PID, or while the parent moves it (see :func:`raise_pending_error`).
+When the parent moves the init, between (2) and (3) the init works in parallel with it, so its
+ERROR may also arrive in place of PID, or while the parent moves it (see :func:`raise_pending_error`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import select
 import sys
-from typing import Any
 
-from .._errors import KernelError, TinyContainerError
+from .._errors import KernelError, TinyContainerError, suppressed
 from ..linux import _libc
+from ..oci import _json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USERNS = "userns"
 USERNS_DONE = "userns-done"
@@ -119,7 +125,7 @@ def _readable(sock: Channel, timeout: float | None) -> bool:
 
 
 def send(sock: Channel, kind: str, fds: list[int] | None = None, **fields: Any) -> None:
-    payload = json.dumps({"type": kind, **fields}).encode()
+    payload = _json.dumps({"type": kind, **fields}).encode()
     if fds:
         if "socket" not in sys.modules:  # a child must not import it from the container's root
             raise TinyContainerError("internal error: preload_fd_passing() was not called before fork")
@@ -146,7 +152,7 @@ def recv(sock: Channel, expect: str, timeout: float | None = None) -> tuple[dict
         data = _read(sock)
     if not data:
         raise ChildFailed(f"container setup process exited unexpectedly (while waiting for {expect!r})")
-    msg: dict[str, Any] = json.loads(data)
+    msg: dict[str, Any] = _json.loads(data)
     if msg.get("type") == ERROR:
         for fd in received:
             os.close(fd)
@@ -207,7 +213,7 @@ def raise_pending_error(sock: Channel) -> None:
         return
     if not data:
         return
-    msg: dict[str, Any] = json.loads(data)
+    msg: dict[str, Any] = _json.loads(data)
     if msg.get("type") == ERROR:
         raise _child_failed(msg)
 
@@ -227,5 +233,5 @@ def send_error(sock: Channel, exc: BaseException) -> None:
         fields.update(errno=exc.errno, syscall=exc.syscall, path=exc.filename)
     elif isinstance(exc, OSError):
         fields.update(errno=exc.errno, path=exc.filename)
-    with contextlib.suppress(OSError):
+    with suppressed(OSError):
         send(sock, ERROR, **fields)

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import os
 import posixpath
-import resource
-from collections.abc import Callable
 
 from .. import oci
 from .._errors import SpecError, UnsupportedError
+from ..linux import _consts as C
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
-# RLIMIT_RTTIME etc. exist in the kernel even where the resource module lacks a name.
-RLIMITS.setdefault("RLIMIT_RTTIME", 15)
-RLIMITS.setdefault("RLIMIT_RTPRIO", 14)
-RLIMITS.setdefault("RLIMIT_NICE", 13)
-RLIMITS.setdefault("RLIMIT_MSGQUEUE", 12)
-RLIMITS.setdefault("RLIMIT_SIGPENDING", 11)
-RLIMITS.setdefault("RLIMIT_LOCKS", 10)
+RLIMITS = C.RLIMIT_NUMBERS
 
 # (uid_t)-1 = 4294967295 is the "no change" value of the set*id(2) calls, never a real id.
 MAX_ID = 0xFFFFFFFF
@@ -48,7 +44,8 @@ class Context:
         self.detached = detached
 
 
-Check = Callable[[oci.Config, Context], None]
+if TYPE_CHECKING:
+    Check = Callable[[oci.Config, Context], None]
 
 
 def _namespaces(config: oci.Config) -> list[oci.Namespace]:

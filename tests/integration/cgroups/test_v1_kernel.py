@@ -182,3 +182,44 @@ def test_destroy_with_a_live_process_fails_and_keeps_the_cgroup(new_manager: Mak
         mgr.destroy()
     assert info.value.errno == errno.EBUSY
     assert all(os.path.isdir(p) for p in mgr.paths().values())
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["same-creds", "in-a-user-namespace"])
+def test_a_child_moves_itself_through_tasks_files_its_parent_opened(new_manager: Make, userns: bool) -> None:
+    """The container init's way in: "0" written to ``tasks`` moves the writer, and the kernel
+    checks the opener's credentials, so it works from a new user namespace too."""
+    from tinycontainer.linux import _consts as C
+    from tinycontainer.linux import _libc
+
+    mgr = new_manager()
+    mgr.create()
+    paths = mgr.self_attach_paths()
+    assert paths is not None
+    fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in paths]
+    moved_r, moved_w = os.pipe()  # child -> parent: done (or failed)
+    done_r, done_w = os.pipe()  # parent -> child: looked, you may exit
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            if userns:
+                _libc.unshare(C.CLONE_NEWUSER)
+            for fd in fds:
+                os.write(fd, b"0")
+            code = 0
+        finally:
+            os.write(moved_w, b"x")
+            os.read(done_r, 1)  # stay alive until the parent has looked
+            os._exit(code)
+    try:
+        assert os.read(moved_r, 1) == b"x"
+        mgr.verify(pid)  # raises unless in every hierarchy
+        assert pid in mgr.pids()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.write(done_w, b"x")
+        _, status = os.waitpid(pid, 0)
+        for fd in (moved_r, moved_w, done_r, done_w):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0

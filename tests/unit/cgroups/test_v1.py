@@ -351,3 +351,25 @@ def test_kill_all_without_freezer(kernel: FakeKernel) -> None:
     assert kernel.writes == []
     with pytest.raises(UnsupportedError, match="freezer"):
         m.freeze()
+
+
+def test_self_attach_paths_name_each_tasks_file_once(kernel: FakeKernel, mgr: V1Manager) -> None:
+    paths = mgr.self_attach_paths()
+    assert paths == [str(Path(p) / "tasks") for p in sorted(set(mgr.paths().values()))]
+    assert not kernel.writes  # naming them writes nothing
+    rootless = cgroups.create_manager(None, "c2", layout=kernel.v1_layout(), proc=str(kernel.proc), rootless=True)
+    assert rootless.self_attach_paths() is None  # its directories may not exist: the parent moves it
+
+
+def test_verify_checks_membership_without_writing(kernel: FakeKernel, mgr: V1Manager) -> None:
+    kernel.set_own_cgroup(
+        "8:pids:/tcontainer-c1\n4:memory:/process_api/abc/tcontainer-c1\n3:cpuset:/tcontainer-c1\n"
+        "1:cpu:/tcontainer-c1\n2:cpuacct:/tcontainer-c1\n5:devices:/tcontainer-c1\n6:freezer:/tcontainer-c1\n"
+        "7:blkio:/tcontainer-c1\n",
+        pid=4244,
+    )
+    mgr.verify(4244)
+    assert not kernel.writes
+    kernel.set_own_cgroup("8:pids:/tcontainer-c1\n4:memory:/process_api/abc\n", pid=4245)
+    with pytest.raises(KernelError, match="memory:/process_api/abc"):
+        mgr.verify(4245)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 from .._exit import USAGE, LogTarget, run_command
 from . import _fastargs
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"

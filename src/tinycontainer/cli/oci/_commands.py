@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ... import oci
 from ..._errors import SpecError, UnsupportedError
+from ...oci import _json
 from ...runtime import DEFAULT_ROOT, Runtime
 from .._exit import LogTarget
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:
@@ -69,7 +70,7 @@ def cmd_start(args: argparse.Namespace, log: LogTarget) -> int:
 
 def cmd_state(args: argparse.Namespace, log: LogTarget) -> int:
     state = _runtime(args).load(args.id).state()
-    print(json.dumps(state.to_dict(), indent=2))
+    print(_json.dumps(state.to_dict(), indent=2))
     return 0
 
 
@@ -104,7 +105,7 @@ def cmd_resume(args: argparse.Namespace, log: LogTarget) -> int:
 def cmd_ps(args: argparse.Namespace, log: LogTarget) -> int:
     pids = _runtime(args).load(args.id).processes()
     if args.format == "json":
-        print(json.dumps(pids))
+        print(_json.dumps(pids))
         return 0
     import subprocess
 
@@ -146,7 +147,7 @@ def cmd_list(args: argparse.Namespace, log: LogTarget) -> int:
         for row in rows:
             print(row["id"])
     elif args.format == "json":
-        print(json.dumps(rows))
+        print(_json.dumps(rows))
     else:
         fmt = "{:<20} {:<10} {:<10} {:<40} {:<31} {}"
         print(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
@@ -218,7 +219,7 @@ def cmd_update(args: argparse.Namespace, log: LogTarget) -> int:
             with open(args.resources) as f:
                 raw = f.read()
         try:
-            data = json.loads(raw)
+            data = _json.loads(raw)
         except ValueError as exc:
             raise SpecError(f"resources file is not valid JSON: {exc}") from None
         resources = oci.resources_from_dict(data)
@@ -251,7 +252,7 @@ def cmd_update(args: argparse.Namespace, log: LogTarget) -> int:
 def cmd_features(args: argparse.Namespace, log: LogTarget) -> int:
     from ._features import features
 
-    print(json.dumps(features(), indent=2))
+    print(_json.dumps(features(), indent=2))
     return 0
 
 

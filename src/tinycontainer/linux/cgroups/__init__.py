@@ -8,7 +8,7 @@ directories it created are removed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
 
 from ._layout import Hierarchy as Hierarchy
 from ._layout import Layout as Layout
@@ -21,22 +21,36 @@ from ._manager import CgroupManager as CgroupManager
 from ._manager import create_manager as create_manager
 from ._manager import load_manager as load_manager
 from ._paths import resolve as resolve_path
-from ._stats import CgroupStats as CgroupStats
-from ._v1 import V1Manager as V1Manager
-from ._v2 import V2Manager as V2Manager
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._devices import DEFAULT_ALLOWED_DEVICES as DEFAULT_ALLOWED_DEVICES
+    from ._stats import CgroupStats as CgroupStats
+    from ._v1 import V1Manager as V1Manager
+    from ._v2 import V2Manager as V2Manager
+
+# Loaded on first use (PEP 562): a host runs one driver, and the OCI config classes the device
+# list is made of cost ~1 ms that delete, kill and state (podman's hot path) do not need.
+_LAZY = {
+    "DEFAULT_ALLOWED_DEVICES": "._devices",
+    "CgroupStats": "._stats",
+    "V1Manager": "._v1",
+    "V2Manager": "._v2",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use (PEP 562): the list is made of oci.DeviceRule, and importing the OCI
-    # config classes costs ~1 ms that delete, kill and state (podman's hot path) do not need.
-    if name == "DEFAULT_ALLOWED_DEVICES":
-        from ._devices import DEFAULT_ALLOWED_DEVICES
-
-        return DEFAULT_ALLOWED_DEVICES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    relative = _LAZY.get(name)
+    if relative is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    full_name = __name__ + relative
+    __import__(full_name)
+    value = getattr(sys.modules[full_name], name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -8,11 +8,13 @@ field 5 the mount point, after " - " come the type, source and super options) an
 from __future__ import annotations
 
 import posixpath
-import re
-from typing import Literal
 
 from ..._errors import UnsupportedError
 from ...oci._record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
 
 # cgroup v1 controllers the kernel may offer (Documentation/admin-guide/cgroup-v1/); named
 # hierarchies such as "name=systemd" carry no controller and are not managed.
@@ -74,12 +76,19 @@ class Layout:
         }
 
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
 def _unescape(text: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo (fs/proc_namespace.c).
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
+    if "\\" not in text:
+        return text
+    head, *escaped = text.split("\\")
+    out = [head]
+    for piece in escaped:
+        code = piece[:3]
+        if len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)) + piece[3:])
+        else:
+            out.append("\\" + piece)
+    return "".join(out)
 
 
 def parse_mountinfo(text: str) -> Layout:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from ... import oci
 from ..._errors import UnsupportedError
 from ._layout import Hierarchy, Layout, detect, membership
 from ._paths import resolve
-from ._stats import CgroupStats
-from ._v1 import V1Manager
-from ._v2 import V2Manager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    # A Protocol is for the type checker only; importing typing costs a tcontainer-oci
+    # command ~8 ms (it pulls in re, enum, functools and collections).
+    Protocol = object
+
+if TYPE_CHECKING:
+    from ._stats import CgroupStats
 
 
 class CgroupManager(Protocol):
@@ -21,6 +27,8 @@ class CgroupManager(Protocol):
     def to_dict(self) -> dict[str, object]: ...
     def create(self) -> None: ...
     def apply(self, pid: int) -> None: ...
+    def self_attach_paths(self) -> list[str] | None: ...
+    def verify(self, pid: int) -> None: ...
     def set(self, resources: oci.Resources) -> None: ...
     def freeze(self) -> None: ...
     def thaw(self) -> None: ...
@@ -50,13 +58,19 @@ def create_manager(
     if layout is None:
         layout = detect()
     own = membership("self", proc)
+    # Each driver is imported when chosen: a host runs one of them, and each is ~30 kB of
+    # bytecode to load on every runtime command.
     if layout.version == "v1":
+        from ._v1 import V1Manager
+
         cgroups = {c: resolve(cgroups_path, container_id, own.v1.get(c, "/")) for c in layout.v1}
         return V1Manager(cgroups, dict(layout.v1), rootless=rootless, proc=proc)
     unified: Hierarchy | None = layout.unified
     if unified is None:
         raise UnsupportedError("no cgroup2 mount found")
     path = resolve(cgroups_path, container_id, own.unified or "/")
+    from ._v2 import V2Manager
+
     return V2Manager(
         path,
         unified.mountpoint,
@@ -71,7 +85,11 @@ def load_manager(saved: dict[str, object]) -> CgroupManager:
     """The manager ``to_dict()`` saved (in the container's state.json)."""
     version = saved.get("version")
     if version == "v1":
+        from ._v1 import V1Manager
+
         return V1Manager.from_dict(saved)
     if version == "v2":
+        from ._v2 import V2Manager
+
         return V2Manager.from_dict(saved)
     raise ValueError(f"unknown cgroup manager version {version!r}")

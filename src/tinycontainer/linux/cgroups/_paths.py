@@ -8,12 +8,10 @@ beneath the caller's own cgroup; an absolute path -> from the hierarchy's root. 
 from __future__ import annotations
 
 import posixpath
-import re
 
 from ..._errors import SpecError, UnsupportedError
 
 FIELD = "linux.cgroupsPath"
-_SYSTEMD_STYLE = re.compile(r"^[^/:]*:[^/:]*:[^/:]*$")
 
 
 def check_container_id(container_id: str) -> None:
@@ -28,7 +26,8 @@ def resolve(cgroups_path: str | None, container_id: str, own: str) -> str:
         return posixpath.join(own, f"tcontainer-{container_id}")
     if "\0" in cgroups_path:
         raise SpecError("contains a NUL byte", field=FIELD)
-    if not cgroups_path.startswith("/") and _SYSTEMD_STYLE.match(cgroups_path):
+    # slice:prefix:name, runc's systemd form: exactly two colons and no slash.
+    if "/" not in cgroups_path and cgroups_path.count(":") == 2:
         raise UnsupportedError(
             f"systemd cgroup driver is not supported (cgroupsPath {cgroups_path!r} has the form slice:prefix:name); "
             "use a cgroupfs path such as /machine/NAME"

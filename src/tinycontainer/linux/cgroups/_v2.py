@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-import signal
 import time
 
 from ... import oci
@@ -24,12 +22,32 @@ from ._base import BaseManager
 from ._layout import Hierarchy
 from ._stats import CgroupStats
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The C module under signal.py: same functions and constants, without the IntEnum
+    # wrappers whose import (enum, functools) costs every runtime command ~3 ms.
+    import _signal as signal
+
 R = V.R
 _FREEZE_TIMEOUT = 5.0
 # Controllers a container may use, enabled one per write: a multi-controller write to
 # cgroup.subtree_control fails entirely when one of them is unavailable (measured).
 WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb", "misc", "rdma")
-_UNIFIED_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-zA-Z0-9_-]+)+$")
+_KEY_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_KEY_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _is_unified_key(key: str) -> bool:
+    """``controller.file[.more]``, e.g. ``memory.high`` (string tests: re costs ~3 ms to import)."""
+    head, *parts = key.split(".")
+    return (
+        bool(parts) and head[:1].isalpha() and head[:1].islower() and _KEY_HEAD.issuperset(head)
+        and all(part and _KEY_PART.issuperset(part) for part in parts)
+    )  # fmt: skip
+
+
 # cgroup.* core files that are limits; the others move processes, change the tree or its
 # type, and belong to the runtime, not to a config.
 _UNIFIED_CORE_ALLOWED = frozenset({"cgroup.max.depth", "cgroup.max.descendants"})
@@ -130,6 +148,15 @@ class V2Manager(BaseManager):
         if self.rootless and not os.path.isdir(self.dir):
             return
         self._write_procs(self.dir, pid)
+        self.verify(pid)
+
+    def self_attach_paths(self) -> list[str] | None:
+        # cgroup2 moves a process between domain cgroups only through cgroup.procs, which
+        # always takes cgroup_threadgroup_rwsem (cgroup.threads stays inside one threaded
+        # domain): nothing is gained over the runtime moving the init with apply().
+        return None
+
+    def verify(self, pid: int) -> None:
         _, unified = self._membership(pid)
         self._ensure_moved(pid, unified == self.cgroup, f"pid {pid} is in {unified!r}, not {self.cgroup!r}")
 
@@ -300,7 +327,7 @@ class V2Manager(BaseManager):
         out: list[tuple[str, str, str]] = []
         for key, value in sorted(unified.items()):
             where = f"{R}.unified[{key!r}]"
-            if not isinstance(key, str) or not _UNIFIED_KEY.match(key) or ".." in key or "/" in key:
+            if not isinstance(key, str) or not _is_unified_key(key) or ".." in key or "/" in key:
                 raise SpecError("must be a cgroup file name such as 'memory.high'", field=where)
             if key.startswith("cgroup.") and key not in _UNIFIED_CORE_ALLOWED:
                 raise SpecError("core cgroup files other than cgroup.max.* are the runtime's", field=where)

@@ -6,14 +6,25 @@ exactly which value was wrong.
 
 from __future__ import annotations
 
-import re
-
 from ... import oci
 from ..._errors import SpecError
 
 R = "linux.resources"
-_CPU_LIST = re.compile(r"^\s*(\d+(-\d+)?)(\s*,\s*\d+(-\d+)?)*\s*$")
-_PAGE_SIZE = re.compile(r"^[1-9][0-9]*[KMG]B$")
+
+
+def _is_cpu_list(value: str) -> bool:
+    """``0-3,5``: comma-separated numbers or ranges (cpuset(7) "List format"), spaces allowed
+    around them. String tests, not re: re costs ~3 ms to import on every runtime command."""
+    for item in value.split(","):
+        bounds = item.strip().split("-")
+        if len(bounds) > 2 or not all(b.isascii() and b.isdigit() for b in bounds):
+            return False
+    return True
+
+
+def _is_page_size(value: str) -> bool:
+    number, unit = value[:-2], value[-2:]
+    return unit in ("KB", "MB", "GB") and number.isascii() and number.isdigit() and not number.startswith("0")
 
 
 def _is_int(value: object) -> bool:
@@ -72,13 +83,13 @@ def blkio_to_io_weight(weight: int) -> int:
 def cpu_list(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return None
-    if not _CPU_LIST.match(value):
+    if not _is_cpu_list(value):
         raise SpecError(f"{value!r} is not a list like '0-3,5'", field=field)
     return value.replace(" ", "")
 
 
 def page_size(value: str, field: str) -> str:
-    if not _PAGE_SIZE.match(value or ""):
+    if not _is_page_size(value or ""):
         raise SpecError(f"page size {value!r} must look like '2MB' or '1GB'", field=field)
     return value
 
