@@ -100,6 +100,24 @@ def mkdir_all_in_root(sys: Syscalls, root_fd: int, path: str, mode: int = 0o755,
     return fd
 
 
+def make_child_dir(sys: Syscalls, parent_fd: int, name: str, mode: int = 0o755) -> int:
+    """An O_PATH fd of directory ``name`` right below ``parent_fd``, made if missing.
+
+    What mkdir_all_in_root does for one component, without its first lookup of the whole path
+    (which fails when the directory is new) and without reopening the parent."""
+    if not name or "/" in name or name in (".", ".."):
+        raise SpecError(f"{name!r} is not a single path component", field="mounts")
+    try:
+        sys.mkdir(name, mode, dir_fd=parent_fd)
+    except KernelError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    try:
+        return _open_child_dir(sys, parent_fd, name)
+    except KernelError as exc:
+        raise _explain(exc, name) from None
+
+
 def create_file_in_root(sys: Syscalls, root_fd: int, path: str, mode: int = 0o644) -> int:
     """Return an O_PATH fd of the non-directory ``path`` below ``root_fd``, creating an empty file."""
     try:
@@ -142,16 +160,20 @@ def ensure_mountpoint(sys: Syscalls, root_fd: int, path: str, *, directory: bool
     return create_file_in_root(sys, root_fd, path)
 
 
-def verify_inside(fd: int, root_path: str, path: str, *, directory: bool | None = None) -> os.stat_result:
+def verify_inside(
+    fd: int, root_path: str, path: str, *, directory: bool | None = None, where: str | None = None
+) -> os.stat_result:
     """Re-check an opened mount target: it must lie under ``root_path`` and be of the right type.
 
     Defence in depth on top of RESOLVE_IN_ROOT: if anything went wrong (a kernel without the
     fix, a bind mount racing us), the magic link shows the real location before we mount.
+    ``where`` is ``fd_path(fd)`` when the caller already read it. Every check on one fd then
+    judges the same snapshot: a second readlink is no stronger, since a rename may move the
+    object after any readlink, and the mount goes through the fd (the object), never the path.
     """
-    where = fd_path(fd)
-    root = root_path.rstrip("/") or "/"
-    if not (root == "/" or where == root or where.startswith(root + "/")):
-        raise SpecError(f"{path} resolved to {where}, outside the container root {root}", field="mounts")
+    if where is None:
+        where = fd_path(fd)
+    check_inside(where, root_path, path)
     st = os.fstat(fd)
     if directory is True and not stat.S_ISDIR(st.st_mode):
         raise SpecError(f"{path}: mount point is not a directory", field="mounts")
@@ -160,9 +182,18 @@ def verify_inside(fd: int, root_path: str, path: str, *, directory: bool | None 
     return st
 
 
-def relative_to_root(fd: int, root_path: str) -> str:
-    """The container path of ``fd`` ("/dev/pts"), given the host path of the root."""
-    where = fd_path(fd)
+def check_inside(where: str, root_path: str, path: str) -> None:
+    """Refuse ``where`` (the host path an fd for container path ``path`` has) outside the root."""
+    root = root_path.rstrip("/") or "/"
+    if not (root == "/" or where == root or where.startswith(root + "/")):
+        raise SpecError(f"{path} resolved to {where}, outside the container root {root}", field="mounts")
+
+
+def relative_to_root(fd: int, root_path: str, *, where: str | None = None) -> str:
+    """The container path of ``fd`` ("/dev/pts"), given the host path of the root (and, when
+    the caller already read it, ``where = fd_path(fd)``)."""
+    if where is None:
+        where = fd_path(fd)
     root = root_path.rstrip("/")
     if not root:
         return where
@@ -183,9 +214,11 @@ def _explain(exc: KernelError, path: str) -> KernelError:
 
 __all__ = [
     "SCOPED",
+    "check_inside",
     "create_file_in_root",
     "ensure_mountpoint",
     "fd_path",
+    "make_child_dir",
     "mkdir_all_in_root",
     "open_in_root",
     "openat2_retry",

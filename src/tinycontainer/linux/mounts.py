@@ -1,6 +1,7 @@
 """Mount options and the mount plan: ``config.mounts`` turned into checked, executable data.
 
-Nothing here touches the kernel except :func:`host_cgroup_layout`, which only *reads* procfs.
+Nothing here touches the kernel except :func:`host_cgroup_layout` and :func:`read_proc_text`,
+which only *read* procfs.
 :mod:`tinycontainer.linux.rootfs` executes the plan.  Keeping the plan pure lets the unit tests
 check every refusal (``/proc`` rules, idmapped mounts, ...) without root.
 """
@@ -297,8 +298,10 @@ class CgroupLayout:
     ("/sys/fs/cgroup/memory/user/x", "memory") or ("/sys/fs/cgroup/cpu,cpuacct", "cpu,cpuacct")."""
 
 
-def _unescape_mountinfo(field_text: str) -> str:
+def unescape_mountinfo(field_text: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo (fs/proc_namespace.c).
+    if "\\" not in field_text:
+        return field_text
     out = []
     i = 0
     while i < len(field_text):
@@ -332,8 +335,8 @@ def parse_mountinfo(text: str) -> list[MountInfo]:
         entries.append(
             MountInfo(
                 mount_id=int(fields[0]),
-                root=_unescape_mountinfo(fields[3]),
-                mount_point=_unescape_mountinfo(fields[4]),
+                root=unescape_mountinfo(fields[3]),
+                mount_point=unescape_mountinfo(fields[4]),
                 options=frozenset(fields[5].split(",")),
                 fstype=fields[sep + 1],
                 super_options=frozenset(fields[sep + 3].split(",")) if len(fields) > sep + 3 else frozenset(),
@@ -344,47 +347,78 @@ def parse_mountinfo(text: str) -> list[MountInfo]:
 
 def cgroup_layout_from(mountinfo: str, proc_cgroup: str, *, cgroup_root: str = "/sys/fs/cgroup") -> CgroupLayout:
     """Work out the cgroup binds from mountinfo and /proc/self/cgroup text (pure, for tests)."""
-    mounts = parse_mountinfo(mountinfo)
-    for entry in mounts:
-        if entry.mount_point == cgroup_root and entry.fstype == "cgroup2":
+    # (root, mount point, fstype, super options) of the cgroup and cgroup2 mounts only, without
+    # a MountInfo record each: the container's init runs this. No field holds a blank (mountinfo
+    # escapes it as \040), so the first " - " separates the fstype: the filter keeps all of them.
+    mounts: list[tuple[str, str, str, frozenset[str]]] = []
+    for line in mountinfo.splitlines():
+        if " - cgroup" not in line:
+            continue
+        fields = line.split()
+        if len(fields) < 10 or "-" not in fields[6:]:
+            continue
+        sep = fields.index("-", 6)
+        if len(fields) < sep + 4:
+            continue
+        options = frozenset(fields[sep + 3].split(","))
+        mounts.append((unescape_mountinfo(fields[3]), unescape_mountinfo(fields[4]), fields[sep + 1], options))
+    for _root, point, fstype, _options in mounts:
+        if point == cgroup_root and fstype == "cgroup2":
             return CgroupLayout(unified=True)
-    own: dict[str, str] = {}
+    own: list[tuple[frozenset[str], str]] = []
     for line in proc_cgroup.splitlines():
         hier_id, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
-        if hier_id != "0":
-            own[controllers] = path
+        if hier_id != "0" and controllers:
+            own.append((frozenset(controllers.split(",")), path))
     binds: list[tuple[str, str]] = []
-    for entry in mounts:
-        if entry.fstype != "cgroup" or posixpath.dirname(entry.mount_point) != cgroup_root:
+    for root, point, fstype, options in mounts:
+        if fstype != "cgroup" or posixpath.dirname(point) != cgroup_root:
             continue
-        own_path = _own_path(own, entry.super_options)
+        own_path = next((path for wanted, path in own if wanted <= options), None)
         if own_path is None:
             continue
-        relative = posixpath.relpath(own_path, entry.root)
-        if relative.startswith(".."):
+        relative = _below(own_path, root)
+        if relative is None:
             # Our cgroup is not visible in this mount; bind nothing rather than a wrong directory.
             continue
-        source = posixpath.normpath(posixpath.join(entry.mount_point, relative))
-        binds.append((source, posixpath.basename(entry.mount_point)))
+        source = posixpath.normpath(posixpath.join(point, relative))
+        binds.append((source, posixpath.basename(point)))
     return CgroupLayout(unified=False, v1_binds=binds)
 
 
-def _own_path(own: dict[str, str], super_options: frozenset[str]) -> str | None:
-    for controllers, path in own.items():
-        wanted = set(controllers.split(","))
-        if wanted and wanted <= set(super_options):
-            return path
+def _below(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` ("" for root itself), None when outside it: what
+    posixpath.relpath tells, without its normalising, for the clean absolute paths procfs shows."""
+    path = posixpath.normpath(path)
+    root = posixpath.normpath(root)
+    if root == "/":
+        return path.lstrip("/")
+    if path == root:
+        return ""
+    if path.startswith(root + "/"):
+        return path[len(root) + 1 :]
     return None
 
 
-def host_cgroup_layout() -> CgroupLayout:
-    """Read the layout of the calling process (call it before pivot_root)."""
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-        mountinfo = fh.read()
-    with open("/proc/self/cgroup", encoding="utf-8", errors="surrogateescape") as fh:
-        proc_cgroup = fh.read()
-    return cgroup_layout_from(mountinfo, proc_cgroup)
+def read_proc_text(path: str) -> str:
+    """A whole procfs file, with plain read(2)s (open() adds fstat, ioctl and lseek calls)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def host_cgroup_layout(mountinfo: str | None = None) -> CgroupLayout:
+    """Read the layout of the calling process (call it before pivot_root). ``mountinfo`` is the
+    text of /proc/self/mountinfo when the caller already read it."""
+    if mountinfo is None:
+        mountinfo = read_proc_text("/proc/self/mountinfo")
+    return cgroup_layout_from(mountinfo, read_proc_text("/proc/self/cgroup"))
 
 
 __all__ = [
@@ -405,4 +439,6 @@ __all__ = [
     "parse_options",
     "plan_mounts",
     "propagation_flags",
+    "read_proc_text",
+    "unescape_mountinfo",
 ]

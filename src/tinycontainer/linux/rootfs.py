@@ -34,9 +34,11 @@ from . import _consts as C
 from . import mounts as _mounts
 from ._paths import (
     SCOPED,
+    check_inside,
     create_file_in_root,
     ensure_mountpoint,
     fd_path,
+    make_child_dir,
     mkdir_all_in_root,
     open_in_root,
     openat2_retry,
@@ -179,6 +181,41 @@ class _Rootfs:
         return fd
 
 
+@record
+class RootfsPlan:
+    """What prepare_rootfs works out before its first state change: the runtime computes it
+    before fork(2) (plan_rootfs), so that a bad config fails there, and the container's init,
+    whose every write to memory it shares with the runtime costs a copy-on-write fault, only
+    executes it."""
+
+    mounts: list[PlannedMount]
+    nodes: list[DeviceNode]
+    rootfs: str
+    """Canonical host path of the root filesystem."""
+    mount_point: str | None = None
+    """Mount point of the mount holding ``rootfs``, when read in the mount namespace the init
+    copies (None: the init reads it)."""
+
+
+def plan_rootfs(config: oci.Config, bundle: str, *, same_mount_ns: bool = False) -> RootfsPlan:
+    """Validate the mounts, devices and root of ``config``; touches nothing.
+
+    ``same_mount_ns``: the caller's mount namespace is the one the init will copy with
+    unshare(CLONE_NEWNS), so the rootfs's mount point can be read here."""
+    plan = _mounts.plan_mounts(config, bundle)
+    nodes = device_nodes(config)
+    rootfs = _resolve_rootfs(config, bundle)
+    propagation = config.linux.rootfs_propagation if config.linux else None
+    if propagation:
+        _mounts.propagation_flags(propagation)
+    mount_point = _mount_point_of(rootfs) if same_mount_ns and not _all_private(propagation) else None
+    return RootfsPlan(mounts=plan, nodes=nodes, rootfs=rootfs, mount_point=mount_point)
+
+
+def _all_private(propagation: str | None) -> bool:
+    return propagation in ("private", "rprivate")
+
+
 def prepare_rootfs(
     config: oci.Config,
     bundle: str,
@@ -188,6 +225,7 @@ def prepare_rootfs(
     in_userns: bool = False,
     host_root_stage: str | None = None,
     before_cgroup_work: Callable[[], None] | None = None,
+    rootfs_plan: RootfsPlan | None = None,
 ) -> str:
     """Build the container's mount tree below the rootfs; return the rootfs' absolute host path.
 
@@ -198,6 +236,8 @@ def prepare_rootfs(
     namespace) and the creation of device nodes (the v1 devices cgroup decides what mknod(2)
     may make); at the latest before returning. The init waits there until the runtime has put
     it into its cgroups, so that the mounts before can overlap that move.
+
+    ``rootfs_plan`` is plan_rootfs(config, bundle) when the caller computed it already.
     """
     pending = [before_cgroup_work] if before_cgroup_work is not None else []
 
@@ -206,21 +246,24 @@ def prepare_rootfs(
             pending.pop()()
 
     # Validate everything before the first state change.
-    plan = _mounts.plan_mounts(config, bundle)
-    nodes = device_nodes(config)
-    rootfs = _resolve_rootfs(config, bundle)
+    if rootfs_plan is None:
+        rootfs_plan = plan_rootfs(config, bundle)
+    plan = rootfs_plan.mounts
+    nodes = rootfs_plan.nodes
+    rootfs = rootfs_plan.rootfs
     propagation = config.linux.rootfs_propagation if config.linux else None
-    if propagation:
-        _mounts.propagation_flags(propagation)
 
     # 1. Nothing we mount from here on may propagate to the host.  runc uses rslave so host
     # unmounts still reach us; a requested "shared" is applied to the container's / only at the
     # end (finalize_rootfs), never to the copy of the host tree.
-    root_flags = C.MS_PRIVATE | C.MS_REC if propagation in ("private", "rprivate") else C.MS_SLAVE | C.MS_REC
-    sys.mount(None, "/", None, root_flags)
-    # pivot_root(2) refuses a new root whose parent mount is shared; a private parent also keeps
-    # the rootfs bind below out of every peer group.
-    sys.mount(None, _mount_point_of(rootfs), None, C.MS_PRIVATE)
+    if _all_private(propagation):
+        # Every mount is private now, the rootfs's parent included (what the step below does).
+        sys.mount(None, "/", None, C.MS_PRIVATE | C.MS_REC)
+    else:
+        sys.mount(None, "/", None, C.MS_SLAVE | C.MS_REC)
+        # pivot_root(2) refuses a new root whose parent mount is shared; a private parent also
+        # keeps the rootfs bind below out of every peer group.
+        sys.mount(None, rootfs_plan.mount_point or _mount_point_of(rootfs), None, C.MS_PRIVATE)
     if rootfs == "/":
         rootfs = _stage_host_root(sys, host_root_stage)
     else:
@@ -293,16 +336,20 @@ def _resolve_rootfs(config: oci.Config, bundle: str) -> str:
 
 
 def _read_mountinfo() -> list[_mounts.MountInfo]:
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-        return _mounts.parse_mountinfo(fh.read())
+    return _mounts.parse_mountinfo(_mounts.read_proc_text("/proc/self/mountinfo"))
 
 
 def _mount_point_of(path: str) -> str:
     """The mount point of the mount holding ``path`` (host side, read from mountinfo)."""
     best = "/"
-    for entry in _read_mountinfo():
-        if _mounts.is_inside(path, entry.mount_point) and len(entry.mount_point) > len(best):
-            best = entry.mount_point
+    for line in _mounts.read_proc_text("/proc/self/mountinfo").splitlines():
+        # proc(5): the fifth field is the mount point (escaped: no field holds a blank)
+        fields = line.split(" ", 5)
+        if len(fields) < 6:
+            continue
+        point = _mounts.unescape_mountinfo(fields[4])
+        if len(point) > len(best) and _mounts.is_inside(path, point):
+            best = point
     return best
 
 
@@ -330,17 +377,19 @@ def _open_target(ctx: _Rootfs, planned: PlannedMount, *, directory: bool) -> tup
     """Find or create the mount point; return its O_PATH fd and its host path, both verified."""
     fd = ensure_mountpoint(ctx.sys, ctx.fd, planned.destination, directory=directory, no_symlinks=planned.no_symlinks)
     try:
-        verify_inside(fd, ctx.path, planned.destination, directory=directory)
+        where = fd_path(fd)
+        verify_inside(fd, ctx.path, planned.destination, directory=directory, where=where)
         # The lexical check in plan_mounts saw the destination string; symlinks inside the
         # rootfs may have led somewhere else, so check where we really are.
-        check_proc_destination(relative_to_root(fd, ctx.path), planned.kind)
-        return fd, fd_path(fd)
+        check_proc_destination(relative_to_root(fd, ctx.path, where=where), planned.kind)
+        return fd, where
     except BaseException:
         ctx.sys.close(fd)
         raise
 
 
-def _mount_filesystem(ctx: _Rootfs, planned: PlannedMount, *, drop: int = 0) -> None:
+def _mount_filesystem(ctx: _Rootfs, planned: PlannedMount, *, drop: int = 0) -> str:
+    """Mount a filesystem on the (verified) target; the target's host path."""
     sys = ctx.sys
     fd, where = _open_target(ctx, planned, directory=True)
     try:
@@ -349,6 +398,7 @@ def _mount_filesystem(ctx: _Rootfs, planned: PlannedMount, *, drop: int = 0) -> 
     finally:
         sys.close(fd)
     _apply_propagation(ctx, planned, where)
+    return where
 
 
 def _apply_propagation(ctx: _Rootfs, planned: PlannedMount, where: str) -> None:
@@ -441,6 +491,8 @@ def _mount_sysfs_in_userns(ctx: _Rootfs, planned: PlannedMount) -> None:
 def _mount_cgroup(ctx: _Rootfs, planned: PlannedMount) -> None:
     """The cgroup fs, always read-only (CVE-2023-25809): cgroup2 on a v2 host, or on v1 a tmpfs
     holding a read-only bind of our own cgroup in every hierarchy (as runc does)."""
+    # Read here, not with the mountinfo read above: both files show cgroup paths relative to
+    # the reader's cgroup namespace, which the init may only have entered since.
     layout = _mounts.host_cgroup_layout()
     readonly = (planned.options.flags & BIND_REMOUNT_FLAGS) | C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC
     if layout.unified:
@@ -480,32 +532,95 @@ def _mount_cgroup(ctx: _Rootfs, planned: PlannedMount) -> None:
         options=_mounts.MountOptions(flags=C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC, data="mode=755"),
         index=planned.index,
     )
-    _mount_filesystem(ctx, holder)
+    tmpfs_path = _mount_filesystem(ctx, holder)
+    # The old fd lies under the tmpfs; a fresh lookup reaches it, and must land where the first did.
     tmpfs_fd = open_in_root(sys, ctx.fd, planned.destination, _O_PATH_DIR)
     try:
-        tmpfs_path = fd_path(tmpfs_fd)
-        verify_inside(tmpfs_fd, ctx.path, planned.destination, directory=True)
+        if fd_path(tmpfs_fd) != tmpfs_path:
+            raise SpecError(f"{planned.destination} moved while it was being mounted", field="mounts")
         for source, name in layout.v1_binds:
             source_fd = sys.open(source, _O_PATH_DIR)
             try:
                 # The tmpfs is ours and empty: nothing below it may be a symlink.
-                target = mkdir_all_in_root(sys, tmpfs_fd, name, no_symlinks=True)
+                target = make_child_dir(sys, tmpfs_fd, name)
                 try:
                     sys.mount(proc_fd(source_fd), proc_fd(target), None, C.MS_BIND | C.MS_REC)
                 finally:
                     sys.close(target)
             finally:
                 sys.close(source_fd)
-            sub = f"{planned.destination}/{name}"
-            _bind_remount(ctx, sub, readonly, 0, expect=f"{tmpfs_path}/{name}", no_symlinks=True)
         for _, name in layout.v1_binds:
             if "," in name:
                 for controller in name.split(","):
                     _symlink(sys, name, controller, tmpfs_fd)
+        # One mount_setattr(2) with AT_RECURSIVE makes the tmpfs and every bind below it
+        # read-only at once: it sets only the attributes named, so the flags a user namespace
+        # locks stay as they are, and no per-bind lookup is needed. tmpfs_fd was opened after
+        # the tmpfs was mounted, so it is the tmpfs's root.
+        if not _setattr_recursive(sys, tmpfs_fd, readonly, planned.destination):
+            for _, name in layout.v1_binds:
+                sub = f"{planned.destination}/{name}"
+                _bind_remount(ctx, sub, readonly, 0, expect=f"{tmpfs_path}/{name}", no_symlinks=True)
+            _bind_remount(ctx, planned.destination, readonly, 0, expect=tmpfs_path)
     finally:
         sys.close(tmpfs_fd)
-    _bind_remount(ctx, planned.destination, readonly, 0, expect=tmpfs_path)
     _apply_propagation(ctx, planned, tmpfs_path)
+
+
+# include/uapi/linux/mount.h: mount_setattr(2)'s attributes. The atime ones are an enum in
+# MOUNT_ATTR__ATIME, changed only with the whole field in attr_clr.
+_MOUNT_ATTR_BITS = (
+    (C.MS_RDONLY, 0x1),
+    (C.MS_NOSUID, 0x2),
+    (C.MS_NODEV, 0x4),
+    (C.MS_NOEXEC, 0x8),
+    (C.MS_NOSYMFOLLOW, 0x200000),
+)
+_MOUNT_ATTR__ATIME = 0x70
+_MOUNT_ATTR_NOATIME = 0x10
+_MOUNT_ATTR_STRICTATIME = 0x20
+_MOUNT_ATTR_NODIRATIME = 0x80
+_MS_ATIME_FLAGS = C.MS_NOATIME | C.MS_NODIRATIME | C.MS_RELATIME | C.MS_STRICTATIME
+
+
+def mount_attr_from_flags(flags: int) -> tuple[int, int]:
+    """(attr_set, attr_clr) for mount_setattr(2) with the effect of MS_BIND|MS_REMOUNT|``flags``
+    on a mount whose sticky flags (_STICKY_FLAGS) are kept.
+
+    Like that remount, it sets the MS_RDONLY/NOSUID/NODEV/NOEXEC/NOSYMFOLLOW named and clears
+    none of them; it changes the atime mode only when an atime flag is named, to relatime by
+    default (fs/namespace.c path_mount: "Default to relatime unless overriden"), noatime, or
+    strictatime, which wins; and nodiratime goes with the atime flags.
+    """
+    attr_set = 0
+    attr_clr = 0
+    for ms_bit, attr in _MOUNT_ATTR_BITS:
+        if flags & ms_bit:
+            attr_set |= attr
+    if flags & _MS_ATIME_FLAGS:
+        attr_clr |= _MOUNT_ATTR__ATIME | _MOUNT_ATTR_NODIRATIME
+        if flags & C.MS_STRICTATIME:
+            attr_set |= _MOUNT_ATTR_STRICTATIME
+        elif flags & C.MS_NOATIME:
+            attr_set |= _MOUNT_ATTR_NOATIME
+        if flags & C.MS_NODIRATIME:
+            attr_set |= _MOUNT_ATTR_NODIRATIME
+    return attr_set, attr_clr
+
+
+def _setattr_recursive(sys: Syscalls, fd: int, flags: int, where: str) -> bool:
+    """Apply ``flags`` (as a bind remount would) to the mount ``fd`` is the root of and every
+    mount below it; False when the kernel has no mount_setattr(2) (before Linux 5.12)."""
+    from . import _libc
+
+    attr_set, attr_clr = mount_attr_from_flags(flags)
+    try:
+        sys.mount_setattr(fd, "", _libc.AT_EMPTY_PATH | _libc.AT_RECURSIVE, attr_set, attr_clr)
+    except KernelError as exc:
+        if exc.errno == errno.ENOSYS:
+            return False
+        raise KernelError(exc.errno or errno.EIO, exc.syscall, where, exc.detail) from None
+    return True
 
 
 def _symlink(sys: Syscalls, target: str, name: str, dir_fd: int) -> None:
@@ -547,22 +662,31 @@ def _create_device(ctx: _Rootfs, dev_fd: int, node: DeviceNode) -> None:
     sys = ctx.sys
     relative = node.path[len("/dev/") :]
     parent_path, _, name = relative.rpartition("/")
-    parent = mkdir_all_in_root(sys, dev_fd, parent_path or "/", no_symlinks=True)
+    if not parent_path:
+        # Directly in /dev: its fd, already verified, is the parent (no lookup, nothing to close).
+        _create_device_in(ctx, dev_fd, name, node)
+        return
+    parent = mkdir_all_in_root(sys, dev_fd, parent_path, no_symlinks=True)
     try:
-        if ctx.in_userns and node.kind != stat.S_IFIFO:
-            # mknod of devices is refused in a user namespace: bind the host's node instead.
-            _bind_host_device(ctx, parent, name, node)
-            return
-        try:
-            sys.mknod(name, node.kind | node.mode, os.makedev(node.major, node.minor), dir_fd=parent)
-        except KernelError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-            _check_existing_node(sys, parent, name, node)
-        if node.uid is not None or node.gid is not None:
-            sys.chown(name, node.uid or 0, node.gid or 0, dir_fd=parent)
+        _create_device_in(ctx, parent, name, node)
     finally:
         sys.close(parent)
+
+
+def _create_device_in(ctx: _Rootfs, parent: int, name: str, node: DeviceNode) -> None:
+    sys = ctx.sys
+    if ctx.in_userns and node.kind != stat.S_IFIFO:
+        # mknod of devices is refused in a user namespace: bind the host's node instead.
+        _bind_host_device(ctx, parent, name, node)
+        return
+    try:
+        sys.mknod(name, node.kind | node.mode, os.makedev(node.major, node.minor), dir_fd=parent)
+    except KernelError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+        _check_existing_node(sys, parent, name, node)
+    if node.uid is not None or node.gid is not None:
+        sys.chown(name, node.uid or 0, node.gid or 0, dir_fd=parent)
 
 
 def _check_existing_node(sys: Syscalls, parent: int, name: str, node: DeviceNode) -> None:
@@ -730,8 +854,8 @@ def _readonly_path(sys: Syscalls, root_fd: int, root_path: str, path: str) -> No
     if fd is None:
         return
     try:
-        verify_inside(fd, root_path, path)
         where = fd_path(fd)
+        check_inside(where, root_path, path)
         sys.mount(proc_fd(fd), proc_fd(fd), None, C.MS_BIND | C.MS_REC)
     finally:
         sys.close(fd)
@@ -859,11 +983,13 @@ def write_sysctls(sysctl: dict[str, str] | None, sys: Syscalls, *, proc: str = "
 __all__ = [
     "DEFAULT_DEVICES",
     "DeviceNode",
+    "RootfsPlan",
     "device_nodes",
     "enter_rootfs",
     "finalize_rootfs",
     "is_dev_null",
     "mount_flags",
+    "plan_rootfs",
     "prepare_rootfs",
     "sysctl_path",
     "validate_sysctl",

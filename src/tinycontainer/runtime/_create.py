@@ -15,6 +15,7 @@ from .._errors import KernelError, SpecError, TinyContainerError, suppressed
 from ..linux import _consts as C
 from ..linux import cgroups as _cgroups
 from ..linux import namespaces, proc
+from ..linux import rootfs as _rootfs
 from ..linux._syscalls import LinuxSyscalls, Syscalls
 from ..oci._record import record
 from . import _child, _hooks, _init, _store, _sync
@@ -57,6 +58,11 @@ class Created:
 
 
 def load_bundle_config(bundle: str) -> oci.Config:
+    return _load_bundle(bundle)[0]
+
+
+def _load_bundle(bundle: str) -> tuple[oci.Config, bytes]:
+    """The bundle's config, and the bytes it was parsed from."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -65,7 +71,7 @@ def load_bundle_config(bundle: str) -> oci.Config:
         raise SpecError(f"no config.json in bundle {bundle}") from None
     except OSError as exc:
         raise KernelError.from_oserror(exc, "open", path) from None
-    return oci.Config.from_json(raw)
+    return oci.Config.from_json(raw), raw
 
 
 def _now() -> str:
@@ -181,8 +187,11 @@ def create(
     options = options or CreateOptions()
     _store.check_id(container_id)
     bundle = os.path.abspath(bundle)
+    # The state keeps a copy of the config create used: the bytes it was parsed from when it
+    # came from the bundle (parsing them again gives the same config), saving the encoding.
+    raw_config: bytes | None = None
     if config is None:
-        config = load_bundle_config(bundle)
+        config, raw_config = _load_bundle(bundle)
     validate(
         config, bundle, console_socket=options.console_socket, detached=options.detached and not options.keep_console
     )
@@ -193,6 +202,10 @@ def create(
         _sync.preload_fd_passing()  # the init sends the pty master
 
     flags, join, new_user, new_cgroup = _unshare_flags(config)
+    # Worked out here, before anything is made: a bad mount fails without a fork, and the init
+    # (whose every write to memory shared with us costs a copy-on-write fault) only executes it.
+    # Paths resolve alike only when the init copies our mount namespace, not when it joins one.
+    rootfs_plan = None if "mount" in join else _rootfs.plan_rootfs(config, bundle, same_mount_ns=True)
     sys = syscalls or LinuxSyscalls()
     linux = config.linux
     resources = linux.resources if linux else None
@@ -263,6 +276,7 @@ def create(
             cgroup_tasks=cgroup_tasks,
             init_unshares=flags & ~C.CLONE_NEWPID if direct else 0,
             argv_area=_argv_area(),
+            rootfs_plan=rootfs_plan,
         )
         if direct:
             init_pid = _fork_init(ctx, parent_sock, new_pidns=bool(flags & C.CLONE_NEWPID))
@@ -278,8 +292,7 @@ def create(
         os.close(fifo_fd)
         fifo_fd = -1
         _close_tasks(cgroup_tasks)
-        with open(os.path.join(state_dir, _store.CONFIG_COPY), "w") as f:
-            f.write(config.to_json(indent=None))
+        _write_config_copy(state_dir, raw_config if raw_config is not None else config.to_json(indent=None).encode())
 
         if new_user:
             _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
@@ -513,6 +526,17 @@ def _open_tasks(manager: _cgroups.CgroupManager) -> list[tuple[int, str]] | None
 def _close_tasks(tasks: list[tuple[int, str]] | None) -> None:
     while tasks:
         fd, _path = tasks.pop()
+        os.close(fd)
+
+
+def _write_config_copy(state_dir: str, data: bytes) -> None:
+    path = os.path.join(state_dir, _store.CONFIG_COPY)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
         os.close(fd)
 
 

@@ -62,6 +62,8 @@ class InitContext:
     init_unshares: int = 0
     # The runtime's argv area (proc.argv_area), which the forked init shares
     argv_area: tuple[int, int] | None = None
+    # rootfs.plan_rootfs(config, bundle), worked out by the parent before fork
+    rootfs_plan: _rootfs.RootfsPlan | None = None
     # When the runtime runs `run` attached, stdio stays; a detached create keeps it too
     # (conmon hands us pipes). Only a terminal replaces it.
 
@@ -200,6 +202,7 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
             before_cgroup_work=enter_cgroups,
             # The host's / as root is staged in our state dir, which delete removes.
             host_root_stage=os.path.join(ctx.state_dir, "hostroot"),
+            rootfs_plan=ctx.rootfs_plan,
         )
         if proc.terminal:
             console_master, console_slave = _open_console(root_path, proc, sys)

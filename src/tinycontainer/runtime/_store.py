@@ -120,12 +120,7 @@ def _swap_in(directory: str, name: str, data: bytes) -> None:
     from ..linux import _libc  # the runtime's create has it loaded already
 
     target = os.path.join(directory, name)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    tmp = _write_temporary(directory, name, data)
     try:
         _libc.renameat2(tmp, target, _libc.RENAME_EXCHANGE)
     except OSError:
@@ -138,13 +133,18 @@ def _swap_in(directory: str, name: str, data: bytes) -> None:
 
 def write_atomic(directory: str, name: str, data: bytes) -> None:
     """Replace ``directory/name`` whole: readers see the old or the new file, never a part."""
+    os.replace(_write_temporary(directory, name, data), os.path.join(directory, name))
+
+
+def _write_temporary(directory: str, name: str, data: bytes) -> str:
+    """``data`` in a hidden file beside ``name``, to be renamed over it; its path."""
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
-    os.replace(tmp, os.path.join(directory, name))
+    return tmp
 
 
 class locked_dir:

@@ -15,6 +15,12 @@ from tinycontainer.linux.cgroups import V1Manager
 
 OWN = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/abc\n3:cpuset:/\n1:cpu:/\n0::/\n"
 M = 1 << 20
+# /proc/PID/cgroup of a process in the container's cgroup of every hierarchy.
+IN_EVERY_HIERARCHY = (
+    "8:pids:/tcontainer-c1\n4:memory:/process_api/abc/tcontainer-c1\n3:cpuset:/tcontainer-c1\n"
+    "1:cpu:/tcontainer-c1\n2:cpuacct:/tcontainer-c1\n5:devices:/tcontainer-c1\n6:freezer:/tcontainer-c1\n"
+    "7:blkio:/tcontainer-c1\n"
+)
 
 
 @pytest.fixture
@@ -245,12 +251,7 @@ def test_misspelt_file_fails_loudly(kernel: FakeKernel, mgr: V1Manager) -> None:
 
 
 def test_apply_writes_every_hierarchy_and_verifies(kernel: FakeKernel, mgr: V1Manager) -> None:
-    kernel.set_own_cgroup(
-        "8:pids:/tcontainer-c1\n4:memory:/process_api/abc/tcontainer-c1\n3:cpuset:/tcontainer-c1\n"
-        "1:cpu:/tcontainer-c1\n2:cpuacct:/tcontainer-c1\n5:devices:/tcontainer-c1\n6:freezer:/tcontainer-c1\n"
-        "7:blkio:/tcontainer-c1\n",
-        pid=4242,
-    )
+    kernel.set_own_cgroup(IN_EVERY_HIERARCHY, pid=4242)
     mgr.apply(4242)
     assert sorted(p for p, v in kernel.writes if v == "4242") == sorted(
         str(Path(p) / "cgroup.procs") for p in mgr.paths().values()
@@ -362,12 +363,7 @@ def test_self_attach_paths_name_each_tasks_file_once(kernel: FakeKernel, mgr: V1
 
 
 def test_verify_checks_membership_without_writing(kernel: FakeKernel, mgr: V1Manager) -> None:
-    kernel.set_own_cgroup(
-        "8:pids:/tcontainer-c1\n4:memory:/process_api/abc/tcontainer-c1\n3:cpuset:/tcontainer-c1\n"
-        "1:cpu:/tcontainer-c1\n2:cpuacct:/tcontainer-c1\n5:devices:/tcontainer-c1\n6:freezer:/tcontainer-c1\n"
-        "7:blkio:/tcontainer-c1\n",
-        pid=4244,
-    )
+    kernel.set_own_cgroup(IN_EVERY_HIERARCHY, pid=4244)
     mgr.verify(4244)
     assert not kernel.writes
     kernel.set_own_cgroup("8:pids:/tcontainer-c1\n4:memory:/process_api/abc\n", pid=4245)

@@ -60,9 +60,8 @@ def test_prepare_runc_default_config(bundle: Path, cgroup_sources: list[str]) ->
     path = rootfs.prepare_rootfs(config, str(bundle), fake)
     root = os.path.realpath(bundle / "rootfs")
     assert path == root
-    keep = sticky(bundle)
     cpu, memory = cgroup_sources
-    cg_ro = REMOUNT | RO | NOSUID | NODEV | NOEXEC | C.MS_RELATIME
+    cg_attrs = 0x1 | 0x2 | 0x4 | 0x8  # MOUNT_ATTR_RDONLY|NOSUID|NODEV|NOEXEC
     expected: list[tuple[Any, ...]] = [
         ("mount", None, "/", None, C.MS_SLAVE | REC, None),
         ("mount", None, rootfs._mount_point_of(root), None, C.MS_PRIVATE, None),
@@ -87,13 +86,12 @@ def test_prepare_runc_default_config(bundle: Path, cgroup_sources: list[str]) ->
         ("mount", "tmpfs", "/sys/fs/cgroup", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=755"),
         ("mkdir", "/sys/fs/cgroup/cpu,cpuacct", 0o755),
         ("mount", cpu, "/sys/fs/cgroup/cpu,cpuacct", None, BIND | REC, None),
-        ("mount", None, "/sys/fs/cgroup/cpu,cpuacct", None, cg_ro | keep, None),
         ("mkdir", "/sys/fs/cgroup/memory", 0o755),
         ("mount", memory, "/sys/fs/cgroup/memory", None, BIND | REC, None),
-        ("mount", None, "/sys/fs/cgroup/memory", None, cg_ro | keep, None),
         ("symlink", "cpu,cpuacct", "/sys/fs/cgroup/cpu"),
         ("symlink", "cpu,cpuacct", "/sys/fs/cgroup/cpuacct"),
-        ("mount", None, "/sys/fs/cgroup", None, cg_ro | keep, None),
+        # the tmpfs and every bind below it read-only in one call (relatime from the config)
+        ("mount_setattr", "/sys/fs/cgroup", "", AT_EMPTY_PATH | AT_RECURSIVE, cg_attrs, 0xF0),
         ("mknod", "/dev/null", stat.S_IFCHR | 0o666, 1, 3),
         ("mknod", "/dev/zero", stat.S_IFCHR | 0o666, 1, 5),
         ("mknod", "/dev/full", stat.S_IFCHR | 0o666, 1, 7),

@@ -64,11 +64,8 @@ class BaseManager:
         _fs.write(directory, "cgroup.procs", str(pid))
 
     def _proc_cgroup_text(self, pid: int) -> str:
-        try:
-            with open(f"{self.proc}/{pid}/cgroup", encoding="utf-8") as f:
-                return f.read()
-        except OSError as exc:
-            raise KernelError.from_oserror(exc, "open", f"{self.proc}/{pid}/cgroup") from None
+        # Plain read(2)s: open() would add fstat, ioctl and lseek calls to every check.
+        return _fs.read(f"{self.proc}/{pid}", "cgroup")
 
     def _membership(self, pid: int) -> tuple[dict[str, str], str | None]:
         member = parse_proc_cgroup(self._proc_cgroup_text(pid))

@@ -122,8 +122,9 @@ def parse_mountinfo(text: str) -> Layout:
 def detect(mountinfo: str | None = None) -> Layout:
     """The layout of this process's mount namespace (or of the given mountinfo text)."""
     if mountinfo is None:
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            mountinfo = f.read()
+        from . import _fs
+
+        mountinfo = _fs.read("/proc/self", "mountinfo")
     return parse_mountinfo(mountinfo)
 
 
