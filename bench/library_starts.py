@@ -13,8 +13,10 @@ Contenders (each starts /bin/true in the same busybox rootfs, read-only, and wai
 * `library warm`: `tc.run()` through `tc.WarmLauncher` (pre-imported fork server);
 * `library warm+pool`: `tc.run()` through `tc.WarmLauncher(pool_size=N)`: the fork server's
   supervisors keep N containers of this spec created ahead (init blocked before execve), a run
-  claims one (gets its pipes, releases it) and launches its replacement; every run still gets a
-  container of its own, removed before run() returns;
+  claims one (reads its pipes from the "created" message already waiting in its socket, writes
+  the init's exec fifo itself) and launches its replacement; every run still gets a container of
+  its own; run() returns at the supervisor's "exited" (usage read from the cgroup), the removal
+  follows in the background and the pool's next claim, wait_pool_ready() and close() wait for it;
 * `call() warm`: `tc.call(int)` in the host-root mode: container + interpreter + cloudpickle.
 
 Every library contender uses the stdio the CLIs get (stdin and stdout /dev/null, stderr a pipe).
@@ -22,9 +24,9 @@ Every library contender uses the stdio the CLIs get (stdin and stdout /dev/null,
 Three measurements:
 
 * latency (start to exit and removal of one container, interleaved rounds). After each pooled
-  run the harness waits, untimed, until the pool's replacement is created, so its background
-  work does not slow the next contender: this is a pool's best case, a caller whose starts are
-  at least one creation apart;
+  run the harness waits, untimed, until the pool's replacement is created and the run's
+  container removed, so that background work does not slow the next contender: this is a
+  pool's best case, a caller whose starts are at least one creation apart;
 * sustained, sequential: `--sustained` starts back to back per contender, after as many
   untimed ones as drain a pool to its steady state: starts/s here include the pool's background
   creation, which a run that follows the previous at once has to wait for;
@@ -36,9 +38,10 @@ Then the caller grows by `--big-mb` (touched pages) and fork vs warm are measure
 copies the caller's page tables, the fork server does not.
 
 Every round runs each contender once in a new random order (load hits all alike); "x crun" is
-the median of per-round ratios. Like start_latency.py this re-executes itself under
-`unshare -m --propagation private` and unmounts /sys/fs/cgroup/unified there only (crun 1.8
-fails on a hybrid cgroup v1 host otherwise).
+the median of per-round ratios (contender / crun; below 1 is faster), and "crun / warm+pool" the
+median of per-round speed-ups of the pool over crun (issue #6's target: at least 2). Like
+start_latency.py this re-executes itself under `unshare -m --propagation private` and unmounts
+/sys/fs/cgroup/unified there only (crun 1.8 fails on a hybrid cgroup v1 host otherwise).
 """
 
 from __future__ import annotations
@@ -106,7 +109,10 @@ def call_once() -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def measure(contenders: dict[str, Callable[[], float]], rounds: int, warmup: int) -> dict[str, list[float]]:
+def measure(contenders: dict[str, Callable[[], float]], rounds: int, warmup: int,
+            settle: float = 0.0) -> dict[str, list[float]]:  # fmt: skip
+    """``settle``: seconds of pause after each sample (see :func:`idle_gaps`: idle time before
+    a start makes it slower on this VM, for every contender)."""
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(warmup):
         for fn in contenders.values():
@@ -116,9 +122,47 @@ def measure(contenders: dict[str, Callable[[], float]], rounds: int, warmup: int
         random.shuffle(order)
         for name, fn in order:
             samples[name].append(fn())
+            time.sleep(settle)
         print(f"round {n + 1}/{rounds}", file=sys.stderr, end="\r")
     print(file=sys.stderr)
     return samples
+
+
+def idle_gaps(contenders: dict[str, Callable[[], float]], gaps_ms: list[float], rounds: int) -> list[dict[str, Any]]:
+    """Latency against the idle time before the start: each sample sleeps ``gap`` first (after
+    the previous sample and, for the pool, after its settling). On this VM every start is
+    slower after the CPUs idled (crun: ~7 ms back to back, ~20 ms after 50 ms of idle), so the
+    interleaved table above mixes both; here each gap is its own row, contenders alternating."""
+    rows: list[dict[str, Any]] = []
+    for gap in gaps_ms:
+        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(rounds):
+            order = list(contenders.items())
+            random.shuffle(order)
+            for name, fn in order:
+                time.sleep(gap / 1000)
+                samples[name].append(fn())
+        row: dict[str, Any] = {"idle gap ms": gap}
+        for name, values in samples.items():
+            row[f"{name} median ms"] = round(statistics.median(values), 2)
+        if "crun run" in samples and "library warm+pool" in samples:
+            ratios = [c / p for c, p in zip(samples["crun run"], samples["library warm+pool"], strict=True)]
+            row["crun / warm+pool (median per round)"] = round(statistics.median(ratios), 2)
+        rows.append(row)
+        print(f"idle gap {gap} ms done", file=sys.stderr)
+    return rows
+
+
+def back_to_back(contenders: dict[str, Callable[[], float]], rounds: int) -> list[dict[str, Any]]:
+    """Each contender ``rounds`` times in a row, not interleaved: crun's best case on this VM
+    (a crun start right after another crun start is about twice as fast as one after
+    anything else, idle time included)."""
+    rows: list[dict[str, Any]] = []
+    for name, fn in contenders.items():
+        values = [fn() for _ in range(rounds)]
+        rows.append({"name": name, "median_ms": round(statistics.median(values), 2), "min_ms": round(min(values), 2),
+                     "p90_ms": round(statistics.quantiles(values, n=10)[-1], 2)})  # fmt: skip
+    return rows
 
 
 def sustained(contenders: dict[str, Callable[[], float]], starts: int, jobs: int, drain: int,
@@ -178,6 +222,16 @@ def summarize(samples: dict[str, list[float]], reference: str | None) -> list[di
     return rows
 
 
+def speedup(samples: dict[str, list[float]], fast: str = "library warm+pool", ref: str = "crun run") -> str:
+    """The median of per-round ``ref / fast`` ratios, with their quartiles."""
+    if fast not in samples or ref not in samples:
+        return ""
+    ratios = sorted(r / f for f, r in zip(samples[fast], samples[ref], strict=True))
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return (f"{ref} / {fast}, per round: median {statistics.median(ratios):.2f} "
+            f"(quartiles {q1:.2f}-{q3:.2f}, min {ratios[0]:.2f}, {len(ratios)} rounds)\n\n")
+
+
 def table(title: str, rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     lines = [f"### {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -189,8 +243,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--settle-ms", type=float, default=0.0, help="pause after each latency sample")
     ap.add_argument("--big-mb", type=int, default=512, help="caller growth for the second phase (0: skip)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--gaps", default="0,50", help="idle ms before crun / pool starts, comma-separated ('': skip)")
     ap.add_argument("--pool", type=int, default=os.cpu_count() or 2, help="pool size of `library warm+pool`")
     ap.add_argument("--sustained", type=int, default=40, help="starts per sustained measurement (0: skip)")
     ap.add_argument("--sustained-rounds", type=int, default=3, help="interleaved rounds of the sustained runs")
@@ -213,6 +269,7 @@ def main() -> int:
     warm = tc.WarmLauncher().start()
     pooled = tc.WarmLauncher(pool_size=args.pool).start()
     results: dict[str, Any] = {}
+    notes: dict[str, str] = {}
     try:
         bundle = sl.make_bundle(base, cgroups_path)
         bundles = [sl.make_bundle(os.path.join(base, f"job-{i}"), path)
@@ -229,8 +286,14 @@ def main() -> int:
             "library warm+pool": library(spec, pooled, settle=True),
             "call() warm": call_once,
         }
-        small = measure(contenders, args.rounds, args.warmup)
+        small = measure(contenders, args.rounds, args.warmup, args.settle_ms / 1000)
         results["latency, small caller"] = summarize(small, "crun run")
+        notes["latency, small caller"] = speedup(small)
+        if args.gaps:
+            gaps = [float(g) for g in args.gaps.split(",")]
+            pair = {"crun run": contenders["crun run"], "library warm+pool": contenders["library warm+pool"]}
+            results["latency against idle time before the start"] = idle_gaps(pair, gaps, args.rounds)
+            results["latency, each contender back to back"] = back_to_back(pair, args.rounds)
         if args.sustained:
             names = ("runc run", "crun run", "library fork (cold)", "library warm")
             steady = {name: contenders[name] for name in names}
@@ -247,8 +310,10 @@ def main() -> int:
             big = measure({"library fork (cold)": contenders["library fork (cold)"],
                            "library warm": contenders["library warm"],
                            "library warm+pool": contenders["library warm+pool"],
-                           "crun run": contenders["crun run"]}, max(10, args.rounds // 2), 1)
+                           "crun run": contenders["crun run"]}, max(10, args.rounds // 2), 1,
+                          args.settle_ms / 1000)
             results[f"latency, caller +{args.big_mb} MB"] = summarize(big, "crun run")
+            notes[f"latency, caller +{args.big_mb} MB"] = speedup(big)
             del ballast
     finally:
         pooled.close()
@@ -258,11 +323,12 @@ def main() -> int:
             sl.remove_cgroup(path, made)
     os.makedirs(args.out, exist_ok=True)
     text = (f"`library warm+pool`: WarmLauncher(pool_size={args.pool}); concurrent jobs: {args.jobs}; "
-            f"{args.rounds} latency rounds; {args.sustained} sustained starts x {args.sustained_rounds} rounds. "
+            f"{args.rounds} latency rounds, {args.settle_ms:g} ms pause after each sample; "
+            f"{args.sustained} sustained starts x {args.sustained_rounds} rounds. "
             "See bench/README.md.\n\n")
-    text += "".join(table(title, rows) + "\n" for title, rows in results.items())
+    text += "".join(table(title, rows) + "\n" + notes.get(title, "") for title, rows in results.items())
     with open(os.path.join(args.out, "library_starts.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump({**results, "notes": notes}, f, indent=1)
     with open(os.path.join(args.out, "library_starts.md"), "w") as f:
         f.write(text)
     print(text)

@@ -130,7 +130,9 @@ def run(
     :class:`ContainerError` for a non-zero returncode. ``timeout`` kills the container and
     raises :class:`TimeoutExpired` (also a :class:`subprocess.TimeoutExpired`). The container,
     its cgroup, state, overlay mount and bundle are gone when this returns or raises, also on
-    KeyboardInterrupt.
+    KeyboardInterrupt; except for a container from a pool (``WarmLauncher(pool_size=N)``): its
+    supervisor removes it right after the result, in the background, and the launcher's next
+    claim, ``wait_pool_ready()`` and ``close()`` wait for that removal.
     """
     if capture_output:
         if stdout is not None or stderr is not None:
@@ -187,9 +189,15 @@ def run(
     def cleanup() -> None:
         force_cleanup(root, bundle.container_id, bundle.path)
 
+    # A pooled container's result is complete at "exited" (its usage is read before the
+    # removal); its pool follows the removal, which later claims, wait_ready() and close()
+    # wait for. Its id, cgroups and bundle are its own, so nothing can collide meanwhile.
+    in_background = False
     try:
-        outcome = communicate(supervisor, parent_fds, input_bytes, deadline, early)
-        finish_supervisor(supervisor, removed=outcome.removed)
+        outcome = communicate(supervisor, parent_fds, input_bytes, deadline, early, until_exited=claimed is not None)
+        in_background = claimed is not None and outcome.exited is not None and not outcome.removed
+        if not in_background:
+            finish_supervisor(supervisor, removed=outcome.removed)
         if claimed is not None:
             claimed.refill()  # now: its creation would have competed with this run for the CPU
     except BaseException:
@@ -199,7 +207,10 @@ def run(
                     os.close(fd)
         abort(supervisor, cleanup)
         raise
-    if not outcome.removed or outcome.cleanup_error is not None:
+    if in_background:
+        assert claimed is not None
+        claimed.remove_later()
+    elif not outcome.removed or outcome.cleanup_error is not None:
         cleanup()
 
     out = decode_output(outcome.stdout if 1 in piped else None, text_mode, encoding, errors)

@@ -62,12 +62,16 @@ def communicate(
     input_data: bytes | None,
     deadline: float | None,
     outcome: Outcome | None = None,
+    *,
+    until_exited: bool = False,
 ) -> Outcome:
     """Run until the supervisor closed its channel and the output pipes hit EOF.
 
     At ``deadline`` the container is killed (``Outcome.timed_out``) and the loop goes on until
     the supervisor has cleaned up. The parent's pipe ends are closed on return. ``outcome``
-    may hold events read before (a pooled container's ``created``).
+    may hold events read before (a pooled container's ``created``). ``until_exited``: stop
+    reading the channel at ``exited`` (whose usage was read before the removal), leaving the
+    removal to whoever follows the supervisor further (a pool's background removals).
     """
     outcome = outcome if outcome is not None else Outcome()
     sel = selectors.DefaultSelector()
@@ -102,7 +106,7 @@ def communicate(
                         sel.unregister(supervisor.sock)
                     else:
                         outcome.apply(message)
-                        if outcome.removed:
+                        if outcome.removed or (until_exited and outcome.exited is not None):
                             # Its last message: all that is left is its exit (finish_supervisor).
                             sel.unregister(supervisor.sock)
                 elif key.data == "stdin":

@@ -2,20 +2,25 @@
 
 A container start is mostly *create* (namespaces, cgroups, mounts, seccomp: the engine's
 work up to the init blocking before execve(2)); *start* only releases the init. A pool keeps
-up to ``size`` containers per key created ahead, each in its own supervisor, and a claim is
-"send the caller its pipes and start it". Each claimed container is used once and removed as
-usual. Once its run is over, a background thread of the pool prepares the replacement's
-bundle and launches its supervisor, which creates it in its own process (after the run, so
-that the creation does not compete with the run for the CPU).
+up to ``size`` containers per key created ahead, each in its own supervisor. Its "created"
+message carries the caller's pipe ends and the state dir, so a claim takes no round trip: read
+that message, tell the supervisor (its clock starts), write the init's exec fifo
+(``runtime.release_init``). Each claimed container is used once. The result is complete at its
+"exited" (usage is read from the cgroup before the removal), so the supervisor's removal runs
+after ``run()`` returned; the pool keeps following it, and the next claim, :meth:`wait_ready`
+and :meth:`close` wait for it. Once its run is over, a background thread of the pool prepares
+the replacement's bundle and launches its supervisor, which creates it in its own process
+(after the run, so that the creation does not compete with the run for the CPU).
 
 Why this is the same as a start on demand:
 
 * the key is everything the container is made from: the :class:`~tinycontainer.Spec`, the
   command, the stdio *kinds*, the lib root and ``pull``. Only ``DEVNULL``, ``PIPE`` and
   ``stderr=STDOUT`` can be pooled: their fds are new per container anyway. The supervisor makes
-  the pipes before it creates the container and passes the caller's ends over the channel
-  only at the claim (SCM_RIGHTS, unix(7)), so until then no other process of the caller (a
-  fork) can hold a copy that would keep the container's stdin open. Inherited or given fds,
+  the pipes before it creates the container and passes the caller's ends with "created"
+  (SCM_RIGHTS, unix(7)); they stay in flight in the caller's socket, in no fd table, until the
+  claim reads them, so no other process of the caller (a fork) can hold a copy that would keep
+  the container's stdin open. Inherited or given fds,
   ttys and explicit image stores are never pooled;
 * limits run from the start: wall-time and cpu-time are counted from the claim;
 * an image is resolved (and its overlay mounted) when the pooled container is made.
@@ -30,6 +35,7 @@ one instead (which reports the error, if it is one).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -99,6 +105,52 @@ class Claimed:
     parent_fds: list[int | None]
     outcome: Outcome
     refill: Callable[[], None]
+    # After its "exited" (usage read from the cgroup before the removal): the supervisor's
+    # removal finishes in the background, awaited by wait_ready(), close() and later claims.
+    remove_later: Callable[[], None]
+
+
+@dataclass
+class Removing:
+    """A claimed container whose supervisor is removing it (cgroups, state, bundle) after
+    having reported its exit."""
+
+    supervisor: Supervisor
+    bundle: Bundle
+    lib_root: str
+    error: bool = False
+
+    def poll(self, timeout: float | None) -> bool:
+        """Read the supervisor's last messages; True once it is done (removed or gone)."""
+        from ._channel import recv
+
+        sock = self.supervisor.sock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                readable, _, _ = select.select([sock], [], [], left)
+                if not readable:
+                    return False
+                message = recv(sock)
+            except Exception:
+                message = None
+            if message is None:
+                self.error = True  # no "removed": make sure
+                return True
+            if message.get("event") == "removed":
+                self.error = message.get("error") is not None
+                return True
+
+    def finish(self) -> None:
+        from ._api import force_cleanup
+        from ._communicate import finish_supervisor
+
+        with contextlib.suppress(Exception):
+            finish_supervisor(self.supervisor, removed=not self.error)
+        if self.error:
+            with contextlib.suppress(Exception):
+                force_cleanup(self.lib_root, self.bundle.container_id, self.bundle.path)
 
 
 class ContainerPool:
@@ -117,6 +169,7 @@ class ContainerPool:
         self._filler: threading.Thread | None = None
         self._pending = 0
         self._idle = threading.Condition(self._lock)
+        self._removing: list[Removing] = []
 
     def pooled(self, key: Hashable) -> int:
         """How many containers wait for ``key`` (created or still being created)."""
@@ -142,17 +195,14 @@ class ContainerPool:
 
         if entry is None:
             refill()
-            return None
-        try:
-            entry.supervisor.send({"cmd": "claim"})
-        except Exception:
-            _remove_all([entry])
-            refill()
+            self.reap_removals(block=False)
             return None
         with entry.reading:
             claimed = self._await_claimed(entry, kinds, deadline, refill)
         if claimed is None:
             refill()
+        # Earlier runs' removals that are done (after the release: the container runs meanwhile).
+        self.reap_removals(block=False)
         return claimed
 
     def refill(self, key: Hashable, make: Maker, kinds: StdioKinds) -> None:
@@ -189,11 +239,59 @@ class ContainerPool:
                     self._pending -= 1
                     self._idle.notify_all()
 
+    def _remove_later(self, removing: Removing) -> None:
+        with self._lock:
+            if not self._closed:
+                self._removing.append(removing)
+                return
+        # close() has run (another thread): nobody would wait for this one.
+        from ._communicate import CLEANUP_TIMEOUT
+
+        if not removing.poll(CLEANUP_TIMEOUT):
+            removing.supervisor.kill()
+            removing.error = True
+        removing.finish()
+
+    def reap_removals(self, *, block: bool, timeout: float | None = None) -> bool:
+        """Finish the background removals that are done (``block``: wait for all, up to
+        ``timeout``); False if some are still under way."""
+        from ._communicate import CLEANUP_TIMEOUT
+
+        with self._lock:
+            removing, self._removing = self._removing, []
+        deadline = time.monotonic() + (CLEANUP_TIMEOUT if timeout is None else timeout)
+        left: list[Removing] = []
+        for item in removing:
+            wait = max(0.0, deadline - time.monotonic()) if block else 0.0
+            if item.poll(wait):
+                item.finish()
+            elif block and timeout is None:
+                # The supervisor hangs: kill it, then remove what it left.
+                item.supervisor.kill()
+                item.error = True
+                item.finish()
+            else:
+                left.append(item)
+        if left:
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._removing[:0] = left
+            if closed:
+                # close() ran meanwhile (another thread) and did not see these.
+                for item in left:
+                    self._remove_later(item)
+                left = []
+        return not left
+
     def wait_ready(self, timeout: float) -> bool:
-        """Wait until every pooled container is created (or failed); False on timeout."""
-        from ._channel import recv
+        """Wait until every pooled container is created (or failed) and every claimed one
+        removed; False on timeout."""
+        from ._channel import MAX_MESSAGE, recv
 
         deadline = time.monotonic() + timeout
+        if not self.reap_removals(block=True, timeout=timeout):
+            return False
         with self._lock:
             if not self._idle.wait_for(lambda: self._pending == 0, timeout):
                 return False
@@ -206,10 +304,17 @@ class ContainerPool:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
+                    sock = entry.supervisor.sock
                     try:
-                        message = recv(entry.supervisor.sock, left)
-                    except TimeoutError:
-                        return False
+                        readable, _, _ = select.select([sock], [], [], left)
+                        if not readable:
+                            return False
+                        # A peek: "created" carries the pipes, which stay in the socket
+                        # until the claim (a peek without room for them leaves them there).
+                        data = sock.recv(MAX_MESSAGE, socket.MSG_PEEK)
+                        message: dict[str, Any] | None = json.loads(data) if data else None
+                        if message is not None and message.get("event") != "created":
+                            message = recv(sock)  # how it failed: no fds
                     except OSError:
                         message = None
                     if message is None:
@@ -279,19 +384,46 @@ class ContainerPool:
                     break
                 data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 3)
                 message: dict[str, Any] = json.loads(data) if data else {}
-                if message.get("event") == "claimed" and len(fds) == wanted_fds:
+                released = False
+                try:
+                    if message.get("event") == "created" and len(fds) == wanted_fds:
+                        outcome.apply(message)
+                        released = self._release(entry, message.get("release"))
+                finally:
+                    if not released:
+                        for fd in fds:
+                            os.close(fd)
+                if released:
+                    for fd in fds:
+                        os.set_inheritable(fd, False)  # like os.pipe()'s (PEP 446)
                     it = iter(fds)
                     parent: list[int | None] = [next(it) if kind == "pipe" else None for kind in kinds]
-                    return Claimed(entry.supervisor, entry.bundle, entry.lib_root, parent, outcome, refill)
-                for fd in fds:
-                    os.close(fd)
-                if message.get("event") != "created":
-                    break  # it failed, died or the channel closed: start one on demand
-                outcome.apply(message)
-        except (OSError, ValueError):
-            pass
+                    removing = Removing(entry.supervisor, entry.bundle, entry.lib_root)
+                    return Claimed(
+                        entry.supervisor, entry.bundle, entry.lib_root, parent, outcome, refill,
+                        functools.partial(self._remove_later, removing),
+                    )  # fmt: skip
+                break  # it failed, died or the channel closed: start one on demand
+        except Exception:
+            pass  # (OSError, ValueError, ChannelClosed): start one on demand
         _remove_all([entry])
         return None
+
+    @staticmethod
+    def _release(entry: Pooled, state_dir: Any) -> bool:
+        """Start a created pooled container: release its init ourselves (one write into its
+        exec fifo, no round trip through the supervisor), after telling the supervisor, whose
+        wall-time clock starts then; or, when it gave no state dir (poststart hooks, which
+        only a full ``start`` runs), let the supervisor start it. False if the init is gone."""
+        if state_dir is None:
+            entry.supervisor.send({"cmd": "claim", "start": True})
+            return True
+        from .runtime import release_init
+
+        # The claim is queued before the init can run, so the supervisor reads it no later
+        # than the init's exit (it serves commands before the exit) and reports "started".
+        entry.supervisor.send({"cmd": "claim", "at": time.monotonic()})
+        return release_init(str(state_dir))
 
     def close(self) -> None:
         """Remove every pooled container and wait until they are gone."""
@@ -305,6 +437,7 @@ class ContainerPool:
             entries = [entry for queue in self._queues.values() for entry in queue]
             self._queues.clear()
         _remove_all(entries)
+        self.reap_removals(block=True)
 
     def forget(self) -> None:
         """In a forked child: the pooled containers are the parent's; drop our copies of their
@@ -312,10 +445,11 @@ class ContainerPool:
         Takes no lock: the parent's filler thread may have held it at the fork."""
         self._closed = True
         queues, self._queues = self._queues, OrderedDict()
-        for queue in queues.values():
-            for entry in queue:
-                with contextlib.suppress(OSError):
-                    entry.supervisor.sock.close()
+        removing, self._removing = self._removing, []
+        socks = [entry.supervisor.sock for queue in queues.values() for entry in queue]
+        for sock in [*socks, *(item.supervisor.sock for item in removing)]:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def _remove_all(entries: list[Pooled]) -> None:

@@ -23,12 +23,16 @@ Requests (the first message)::
     {"mode": "exec", "state_root", "id", "process": {...OCI process...}, "seccomp_cache"}
 
 Events sent back: ``created {pid}``, ``started``, ``exited {status, usage, reason}``,
-``removed``, ``error {error}``, ``reply {ok | error}`` (answer to a command).
+``removed``, ``error {error}``, ``reply {ok | error}`` (answer to a command). A pooled
+container's ``created`` also carries the caller's pipe ends (SCM_RIGHTS) and ``release`` (its
+state dir: the caller releases the init itself); the claim is then ``{"cmd": "claim", "at"}``
+(its clock starts at ``at``) or ``{"cmd": "claim", "start": true}`` (we start it: poststart hooks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -233,8 +237,8 @@ class _Base:
                     left = max(0.0, deadline - time.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
                 events = sel.select(timeout)
-                if any(key.data == "exit" for key, _ in events):
-                    break
+                # Commands first: a pooled container's claim (which starts its clock) is queued
+                # before its init is released, so it is here by the time the init's exit is.
                 for key, _ in events:
                     if key.data == "command":
                         message = _channel.recv(self.sock) if not self.parent_gone else None
@@ -244,6 +248,8 @@ class _Base:
                             self.on_parent_gone()
                         else:
                             self.command(message)
+                if any(key.data == "exit" for key, _ in events):
+                    break
                 if on_tick is not None:
                     on_tick()
                 if deadline is not None and time.monotonic() >= deadline:
@@ -284,6 +290,9 @@ class _RunMonitor(_Base):
         self.cpu_time = request.get("cpu_time")
         self.wall_time = request.get("wall_time")
         self.pool_ends: list[int] | None = None
+        self.pooled = False
+        # Its cgroup driver, loaded once: the counters after the exit are on the result's path.
+        self.cgroup: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -306,6 +315,12 @@ class _RunMonitor(_Base):
             self.fail(exc)
             self.cleanup()
             return
+        try:
+            cgroup = self.container.cgroup()
+            # Rootless without delegated cgroups: processes() knows the fallback.
+            self.cgroup = cgroup if cgroup is not None and not cgroup.rootless else None
+        except Exception:
+            self.cgroup = None
         pump = None
         if tty:
             # The container's stdio is the pty: copy between it and the caller's stdio (our 0/1,
@@ -314,7 +329,11 @@ class _RunMonitor(_Base):
         _release_stdio()
         if pump is not None:
             pump.start()
-        self.send({"event": "created", "pid": self.container.pid})
+        if self.pool_ends is not None:
+            self.send_created_pooled()
+            self.rehearse_finish()
+        else:
+            self.send({"event": "created", "pid": self.container.pid})
         if self.request.get("autostart"):
             self.start()
         status = self.wait_process(
@@ -337,10 +356,39 @@ class _RunMonitor(_Base):
     def late_deadline(self) -> float | None:
         return self.wall_deadline()
 
-    def claim(self) -> None:
-        """A pooled container's caller takes it: hand over the parent ends of its pipes
-        (SCM_RIGHTS, unix(7)), then start it."""
-        if self.pool_ends is None:
+    def send_created_pooled(self) -> None:
+        """A pooled container: "created" carries the parent ends of its pipes (SCM_RIGHTS,
+        unix(7)) and, unless it has poststart hooks, its state dir for the caller to release
+        the init itself at the claim (``runtime.release_init``): no round trip through us.
+        Until the claim reads it, the message and its fds wait in the caller's socket, in no
+        process's fd table, so no fork of the caller can hold a copy of the container's stdin."""
+        ends, self.pool_ends = self.pool_ends or [], []
+        self.pooled = True
+        release = None if self.container.has_hooks("poststart") else self.container.state_dir
+        message = {"event": "created", "pid": self.container.pid, "release": release}
+        try:
+            socket.send_fds(self.sock, [json.dumps(message).encode()], ends)
+        except OSError:
+            # Nobody will claim it: without this its init would wait for a start forever.
+            self.parent_gone = True
+            self.kill_all()
+        finally:
+            for fd in ends:
+                os.close(fd)
+
+    def rehearse_finish(self) -> None:
+        """Run what follows the exit once ahead, while the container waits in its pool: the
+        first run of that code in this forked process pays copy-on-write faults on the pages
+        it touches (reference counts live in the objects), and the result waits on it."""
+        with contextlib.suppress(Exception):
+            if self.cgroup is not None:
+                self.cgroup.pids()
+            json.dumps({"usage": usage_from_stats(self.stats(), 0.0).to_dict()}, separators=(",", ":"))
+
+    def claim(self, message: dict[str, Any]) -> None:
+        """A pooled container's caller took it and released its init (``at``: when, on the
+        shared CLOCK_MONOTONIC), or asks us to start it (``start``: it has poststart hooks)."""
+        if not self.pooled:
             self.send(
                 {
                     "event": "reply",
@@ -349,17 +397,12 @@ class _RunMonitor(_Base):
                 }
             )
             return
-        ends, self.pool_ends = self.pool_ends, None
-        try:
-            socket.send_fds(self.sock, [b'{"event":"claimed"}'], ends)
-        except OSError:
-            self.parent_gone = True
-            self.kill_all()
-            return
-        finally:
-            for fd in ends:
-                os.close(fd)
-        self.start()
+        if message.get("start"):
+            self.start()
+        elif self.started_at is None:
+            at = message.get("at")
+            now = time.monotonic()
+            self.started_at = min(float(at), now) if isinstance(at, (int, float)) else now
 
     def start(self) -> None:
         if self.started_at is not None:
@@ -379,7 +422,7 @@ class _RunMonitor(_Base):
         if cmd == "start":
             self.start()
         elif cmd == "claim":
-            self.claim()
+            self.claim(message)
         elif cmd == "kill":
             sig = int(message.get("signal", signal.SIGKILL))
             if message.get("reason"):
@@ -414,7 +457,7 @@ class _RunMonitor(_Base):
             # The deadline only starts with the container; set it on the first tick after start.
             return
         try:
-            used = self.container.stats().cpu_usage_ns
+            used = self.stats().cpu_usage_ns
         except Exception:
             return
         if used is not None and self.cpu_time is not None and used >= float(self.cpu_time) * 1e9:
@@ -433,7 +476,7 @@ class _RunMonitor(_Base):
         self.wait_empty()
         usage = None
         try:
-            usage = usage_from_stats(self.container.stats(), ended - (self.started_at or ended))
+            usage = usage_from_stats(self.stats(), ended - (self.started_at or ended))
         except Exception:
             usage = None
         returncode = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
@@ -446,6 +489,9 @@ class _RunMonitor(_Base):
                 "started": self.started_at is not None,
             }
         )
+
+    def stats(self) -> Any:
+        return self.cgroup.stats() if self.cgroup is not None else self.container.stats()
 
     def reason(self, returncode: int, usage: Any) -> str:
         if usage is not None and usage.oom_kills:
@@ -471,7 +517,7 @@ class _RunMonitor(_Base):
         deadline = time.monotonic() + EMPTY_WAIT
         while time.monotonic() < deadline:
             try:
-                if not self.container.processes():
+                if not (self.cgroup.pids() if self.cgroup is not None else self.container.processes()):
                     return
             except Exception:
                 return

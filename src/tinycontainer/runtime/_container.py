@@ -91,6 +91,15 @@ def wait_exit(pid: int) -> int:
             return exit_code(status)
 
 
+def release_init(state_dir: str) -> bool:
+    """Let a created container's init go on to execve(2), without waiting for it: False if
+    the init is gone. Only for the one process that owns the container (no store lock) and
+    knows it has no poststart hooks: ``start`` must return only once the program runs, so that
+    those hooks follow it (runtime-spec), which costs a wake-up of the init and its execve."""
+    # Status derives "created" from the fifo's presence: the container is running once it is gone.
+    return _store.signal_fifo(state_dir, wait_for_exec=False)
+
+
 class Container:
     """A stored container. Obtain one from :class:`Runtime` (``create``/``load``)."""
 
@@ -98,6 +107,7 @@ class Container:
         self._store = store
         self.id = container_id
         self._state = state
+        self._cgroup_cache: tuple[Any] | None = None
 
     # ------------------------------------------------------------------ facts
     @property
@@ -130,6 +140,17 @@ class Container:
         from ..linux import cgroups
 
         return cgroups.load_manager(saved)
+
+    def cgroup(self) -> Any:
+        """The container's cgroup driver as recorded at create (None: it has none), loaded
+        once: a monitor that reads its counters after every exit need not re-read the state."""
+        if self._cgroup_cache is None:
+            self._cgroup_cache = (self._manager(),)
+        return self._cgroup_cache[0]
+
+    def has_hooks(self, stage: str) -> bool:
+        """Whether the config has hooks for ``stage`` ("poststart", "poststop", ...)."""
+        return self._has_hooks(stage)
 
     def _frozen(self) -> bool:
         # Read the freezer file recorded at create instead of loading the cgroup driver:

@@ -189,8 +189,9 @@ def make_fifo(state_dir: str) -> str:
     return path
 
 
-def signal_fifo(state_dir: str) -> bool:
-    """Release a created container's init: write one byte to its exec fifo. False if nobody reads."""
+def signal_fifo(state_dir: str, *, wait_for_exec: bool = True) -> bool:
+    """Release a created container's init: write one byte to its exec fifo. False if nobody
+    reads. ``wait_for_exec``: return only once the init has exec'd its program."""
     path = fifo_path(state_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -203,10 +204,11 @@ def signal_fifo(state_dir: str) -> bool:
         # Wait until the init has exec'd the program: it keeps the read end (close-on-exec)
         # until execve(2). A FIFO writer sees POLLERR once no reader is left (pipe_poll in
         # fs/pipe.c); with no events requested, poll(2) reports only that (or POLLHUP).
-        poller = select.poll()
-        poller.register(fd, 0)
-        while not poller.poll():
-            pass
+        if wait_for_exec:
+            poller = select.poll()
+            poller.register(fd, 0)
+            while not poller.poll():
+                pass
     finally:
         os.close(fd)
     with suppressed(FileNotFoundError):

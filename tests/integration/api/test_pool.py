@@ -141,3 +141,41 @@ def test_close_removes_the_pool(spec: tc.Spec, lib_root: str) -> None:
     assert _bundles(lib_root) == []
     state = os.path.join(lib_root, "state")
     assert not os.path.isdir(state) or [n for n in os.listdir(state) if not n.startswith(".")] == []
+
+
+def _memory_cgroups_named(container_id: str) -> list[str]:
+    """This process's memory cgroup subtree entries naming ``container_id``."""
+    with open("/proc/self/cgroup") as f:
+        own = next(line.rstrip("\n").split(":", 2)[2] for line in f if ":memory:" in line)
+    top = os.path.join("/sys/fs/cgroup/memory", own.lstrip("/"))
+    return [d for d, _, _ in os.walk(top) if container_id in os.path.basename(d)]
+
+
+def test_a_pooled_run_is_removed_in_the_background(spec: tc.Spec, lib_root: str) -> None:
+    launcher = tc.WarmLauncher(pool_size=1).start()
+    try:
+        kwargs: dict[str, Any] = {"stdin": tc.DEVNULL, "capture_output": True, "timeout": 30}
+        tc.run(["/bin/true"], spec=spec, lib_root=lib_root, launcher=launcher, **kwargs)
+        assert launcher.wait_pool_ready(30)
+        (waiting,) = _bundles(lib_root)
+        assert _memory_cgroups_named(waiting) != []  # what the checks below look for
+        result = tc.run([*SH, "echo hi"], spec=spec, lib_root=lib_root, launcher=launcher, **kwargs)
+        # The usage was read from its cgroup before the removal that follows the result.
+        assert result.stdout == b"hi\n" and result.usage is not None and result.usage.cpu_time is not None
+        assert result.usage.memory_peak is not None and result.usage.memory_peak > 0
+        # Its clock started at the claim, which the supervisor read before the init's exit.
+        assert 0 < result.usage.wall_time < 5
+        assert launcher.wait_pool_ready(30)  # waits for the removal too
+        assert result.container_id not in _bundles(lib_root)
+        assert not os.path.exists(os.path.join(lib_root, "state", result.container_id))
+        assert _memory_cgroups_named(result.container_id) == []
+        # Removals left pending by back-to-back runs are awaited by close().
+        results = [tc.run(["/bin/true"], spec=spec, lib_root=lib_root, launcher=launcher, **kwargs)
+                   for _ in range(3)]  # fmt: skip
+        assert all(r.usage is not None and r.usage.wall_time > 0 for r in results)
+        ids = [r.container_id for r in results]
+    finally:
+        launcher.close()
+    assert _bundles(lib_root) == []
+    assert all(not os.path.exists(os.path.join(lib_root, "state", cid)) for cid in ids)
+    assert all(_memory_cgroups_named(cid) == [] for cid in ids)

@@ -87,15 +87,15 @@ def test_claim_fills_then_hands_over_the_pipes(tmp_path: Any) -> None:
     assert [r["autostart"] for r, _ in h.launched] == [False, False]
     assert all(r["pool_stdio"] == list(kinds) for r, _ in h.launched)
     first = h.launched[0][1]
-    # The fake supervisor: created, then (on the claim) the caller's pipe ends.
+    # The fake supervisor: created, with the caller's pipe ends; no state dir to release
+    # (a container with poststart hooks): the supervisor is asked to start it.
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    first.other.send(json.dumps({"event": "created", "pid": 42}).encode())
-    socket.send_fds(first.other, [b'{"event":"claimed"}'], [out_r, err_r])
+    _created(first, [out_r, err_r], release=None)
     claimed = pool.claim("k", h.make, kinds, None)
     assert claimed is not None
     try:
-        assert first.sent == [{"cmd": "claim"}]
+        assert first.sent == [{"cmd": "claim", "start": True}]
         assert claimed.supervisor is first and claimed.outcome.created_pid == 42
         assert claimed.parent_fds[0] is None
         os.write(out_w, b"o")
@@ -111,12 +111,102 @@ def test_claim_fills_then_hands_over_the_pipes(tmp_path: Any) -> None:
             fake.other.send(json.dumps({"event": "created", "pid": 7}).encode())
         assert pool.wait_ready(5) is True
     finally:
-        for fd in (out_r, out_w, err_r, err_w, *(fd for fd in claimed.parent_fds if fd is not None)):
+        for fd in (out_w, err_w, *(fd for fd in claimed.parent_fds if fd is not None)):
             os.close(fd)
         first.close()
     pool.close()
     assert all({"cmd": "remove"} in s.sent for _, s in h.launched[1:])
     assert pool.claim("k", h.make, kinds, None) is None and len(h.launched) == 3  # closed: no refills
+
+
+def _created(fake: FakeSupervisor, fds: list[int], release: str | None, pid: int = 42) -> None:
+    message = {"event": "created", "pid": pid, "release": release}
+    socket.send_fds(fake.other, [json.dumps(message).encode()], fds)
+    for fd in fds:
+        os.close(fd)  # in flight now: the socket holds them
+
+
+def _one_pooled(tmp: Any, kinds: tuple[str, str, str]) -> tuple[Harness, ContainerPool, Any]:
+    """A pool of one whose first claim found it empty and launched one (fake) supervisor."""
+    h = Harness(str(tmp))
+    pool = ContainerPool(h.launch, size=1)
+    assert pool.claim("k", h.make, kinds, None) is None
+    _until(lambda: pool.pooled("k") == 1)
+    return h, pool, h.launched[0][1]
+
+
+def _fifo_state_dir(tmp: Any) -> tuple[str, int]:
+    """A state dir with an exec fifo whose reader (the init, here) is us."""
+    from tinycontainer.runtime._store import fifo_path
+
+    state_dir = os.path.join(str(tmp), "state-x")
+    os.mkdir(state_dir)
+    os.mkfifo(fifo_path(state_dir))
+    return state_dir, os.open(fifo_path(state_dir), os.O_RDONLY | os.O_NONBLOCK)
+
+
+def test_the_claim_releases_the_init_itself(tmp_path: Any) -> None:
+    from tinycontainer.runtime._store import fifo_path
+
+    kinds = ("devnull", "devnull", "pipe")
+    h, pool, fake = _one_pooled(tmp_path, kinds)
+    state_dir, init_end = _fifo_state_dir(tmp_path)
+    err_r, err_w = os.pipe()
+    _created(fake, [err_r], release=state_dir)
+    assert pool.wait_ready(5) is True  # a peek: the pipe stays in the socket for the claim
+    before = time.monotonic()
+    claimed = pool.claim("k", h.make, kinds, None)
+    assert claimed is not None
+    try:
+        # Told first (its wall-time clock starts at "at"), then the init's fifo got its byte
+        # and is gone (status "running"), all without waiting for the supervisor.
+        assert [m["cmd"] for m in fake.sent] == ["claim"] and fake.sent[0]["at"] >= before
+        assert os.read(init_end, 1) == b"0"
+        assert not os.path.exists(fifo_path(state_dir))
+        os.write(err_w, b"e")
+        assert os.read(claimed.parent_fds[2] or -1, 1) == b"e"
+    finally:
+        for fd in (init_end, err_w, *(fd for fd in claimed.parent_fds if fd is not None)):
+            os.close(fd)
+    # The run is over ("exited" came): the supervisor removes the container in the background,
+    # which wait_ready() waits for.
+    claimed.remove_later()
+    assert pool.wait_ready(0.05) is False
+    fake.other.send(json.dumps({"event": "removed"}).encode())
+    assert pool.wait_ready(5) is True
+    assert fake.sock.fileno() == -1  # finished: its channel closed
+    pool.close()
+
+
+def test_a_pooled_container_whose_init_died_falls_back(tmp_path: Any) -> None:
+    kinds = ("devnull", "devnull", "pipe")
+    h, pool, fake = _one_pooled(tmp_path, kinds)
+    state_dir, init_end = _fifo_state_dir(tmp_path)
+    os.close(init_end)  # no reader: the init is gone
+    err_r, err_w = os.pipe()
+    _created(fake, [err_r], release=state_dir)
+    os.close(err_w)
+    assert pool.claim("k", h.make, kinds, None) is None  # started on demand instead
+    assert {"cmd": "remove"} in fake.sent
+    pool.close()
+
+
+def test_close_waits_for_background_removals(tmp_path: Any) -> None:
+    import threading
+
+    kinds = ("devnull", "devnull", "devnull")
+    h, pool, fake = _one_pooled(tmp_path, kinds)
+    _created(fake, [], release=None)
+    claimed = pool.claim("k", h.make, kinds, None)
+    assert claimed is not None
+    claimed.remove_later()
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # the removal is still under way
+    fake.other.send(json.dumps({"event": "removed"}).encode())
+    closer.join(5)
+    assert not closer.is_alive() and fake.sock.fileno() == -1
 
 
 def test_a_failed_pooled_container_falls_back(tmp_path: Any) -> None:
