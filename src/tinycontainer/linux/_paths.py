@@ -83,15 +83,7 @@ def mkdir_all_in_root(sys: Syscalls, root_fd: int, path: str, mode: int = 0o755,
             existing -= 1
     try:
         for name in parts[existing:]:
-            try:
-                sys.mkdir(name, mode, dir_fd=fd)
-            except KernelError as exc:
-                if exc.errno != errno.EEXIST:
-                    raise
-            try:
-                child = _open_child_dir(sys, fd, name)
-            except KernelError as exc:
-                raise _explain(exc, path) from None
+            child = _make_and_open_child(sys, fd, name, mode, path)
             sys.close(fd)
             fd = child
     except BaseException:
@@ -107,6 +99,12 @@ def make_child_dir(sys: Syscalls, parent_fd: int, name: str, mode: int = 0o755) 
     (which fails when the directory is new) and without reopening the parent."""
     if not name or "/" in name or name in (".", ".."):
         raise SpecError(f"{name!r} is not a single path component", field="mounts")
+    return _make_and_open_child(sys, parent_fd, name, mode, name)
+
+
+def _make_and_open_child(sys: Syscalls, parent_fd: int, name: str, mode: int, shown: str) -> int:
+    """mkdir(2) ``name`` below ``parent_fd`` unless it exists, then open it (no symlink
+    followed); errors name ``shown``."""
     try:
         sys.mkdir(name, mode, dir_fd=parent_fd)
     except KernelError as exc:
@@ -115,7 +113,7 @@ def make_child_dir(sys: Syscalls, parent_fd: int, name: str, mode: int = 0o755) 
     try:
         return _open_child_dir(sys, parent_fd, name)
     except KernelError as exc:
-        raise _explain(exc, name) from None
+        raise _explain(exc, shown) from None
 
 
 def create_file_in_root(sys: Syscalls, root_fd: int, path: str, mode: int = 0o644) -> int:
