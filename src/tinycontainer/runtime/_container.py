@@ -148,10 +148,6 @@ class Container:
             self._cgroup_cache = (self._manager(),)
         return self._cgroup_cache[0]
 
-    def has_hooks(self, stage: str) -> bool:
-        """Whether the config has hooks for ``stage`` ("poststart", "poststop", ...)."""
-        return self._has_hooks(stage)
-
     def _frozen(self) -> bool:
         # Read the freezer file recorded at create instead of loading the cgroup driver:
         # `state` is on podman's hot path.
@@ -187,9 +183,10 @@ class Container:
         with open(path, "rb") as f:
             return oci.Config.from_json(f.read())
 
-    def _has_hooks(self, stage: str) -> bool:
-        """A look at the raw config: most containers have no hooks, and decoding the whole
-        config would cost more than the command itself."""
+    def has_hooks(self, stage: str) -> bool:
+        """Whether the config has hooks for ``stage`` ("poststart", "poststop", ...): from the
+        stages create recorded, or a look at the raw config (most containers have no hooks,
+        and decoding the whole config would cost more than the command itself)."""
         stages = self._state.get("hook_stages")
         if isinstance(stages, list):  # recorded by create: not even the config need be read
             return stage in stages
@@ -212,7 +209,7 @@ class Container:
                 raise WrongStatus(self.id, status.value, "created")
             if not _store.signal_fifo(self.state_dir):
                 raise TinyContainerError(f"container {self.id!r} init exited before start")
-        if not self._has_hooks("poststart"):
+        if not self.has_hooks("poststart"):
             return
         config = self.config()
         if config.hooks and config.hooks.poststart:
@@ -325,7 +322,7 @@ class Container:
             if mgr is not None:
                 mgr.destroy()
             poststop = None
-            if self._has_hooks("poststop"):
+            if self.has_hooks("poststop"):
                 with suppressed(Exception):
                     cfg = self.config()
                     poststop = cfg.hooks.poststop if cfg.hooks else None
