@@ -126,3 +126,8 @@ RLIMIT_NUMBERS = {
     "RLIMIT_RTTIME": 15,
 }
 RLIM_INFINITY = (1 << 64) - 1
+
+# tty_ioctl(2) requests (include/uapi/asm-generic/ioctls.h; x86-64 and arm64 use these): the
+# numbers rather than the termios module, an extension module to load on every create.
+TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414

@@ -21,7 +21,6 @@ import errno
 import fcntl
 import os
 import stat
-import termios
 
 from .. import oci
 from .._errors import KernelError, SpecError, suppressed
@@ -220,7 +219,7 @@ def enter_session(console_slave: int | None) -> None:
     os.setsid()
     if console_slave is None:
         return
-    fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(console_slave, C.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(console_slave, fd)
     if console_slave > 2:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import os
 import select
-import termios
 
 from .. import oci
 from .._errors import suppressed
@@ -360,7 +359,7 @@ def _open_console(root_path: str, proc: oci.Process, sys: Syscalls) -> tuple[int
             import struct
 
             fcntl.ioctl(
-                master, termios.TIOCSWINSZ, struct.pack("HHHH", proc.console_size.height, proc.console_size.width, 0, 0)
+                master, C.TIOCSWINSZ, struct.pack("HHHH", proc.console_size.height, proc.console_size.width, 0, 0)
             )
         console = sys.openat2(
             root_fd, "dev/console", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, C.RESOLVE_IN_ROOT
