@@ -8,41 +8,131 @@ Arguments are declared (``argtypes``) because ctypes otherwise passes Python int
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from .._errors import KernelError
 from . import _consts as C
 
 TYPE_CHECKING = False
+if not TYPE_CHECKING:
+    # The C half of ctypes, bound here by hand: ctypes/__init__.py defines some forty type
+    # classes and imports struct and types, ~3 ms of every container start. We need a dozen
+    # C types, function pointers from the C library, structures, arrays and byref. Type
+    # checkers see ctypes' own declarations of the same names (the branch below).
+    from _ctypes import POINTER, Array, Structure, _SimpleCData, addressof, byref, get_errno, sizeof
+
+    class c_byte(_SimpleCData):
+        _type_ = "b"
+
+    class c_char(_SimpleCData):
+        _type_ = "c"
+
+    class c_char_p(_SimpleCData):
+        _type_ = "z"
+
+    class c_int(_SimpleCData):
+        _type_ = "i"
+
+    class c_long(_SimpleCData):
+        _type_ = "l"
+
+    class c_uint(_SimpleCData):
+        _type_ = "I"
+
+    class c_ulong(_SimpleCData):
+        _type_ = "L"
+
+    class c_ushort(_SimpleCData):
+        _type_ = "H"
+
+    class c_void_p(_SimpleCData):
+        _type_ = "P"
+
+    class c_uint64(_SimpleCData):
+        _type_ = "Q"
+
+    c_uint32 = c_uint
+    c_size_t = c_ulong  # LP64: size_t is unsigned long (x86_64 and arm64 Linux)
+
 if TYPE_CHECKING:
+    from ctypes import (
+        POINTER,
+        Array,
+        Structure,
+        addressof,
+        byref,
+        c_byte,
+        c_char,
+        c_char_p,
+        c_int,
+        c_long,
+        c_size_t,
+        c_uint,
+        c_uint32,
+        c_uint64,
+        c_ulong,
+        c_ushort,
+        c_void_p,
+        get_errno,
+        sizeof,
+    )
     from typing import Any
 
-_libc = ctypes.CDLL(None, use_errno=True)
 
-_c_char_p = ctypes.c_char_p
-_c_int = ctypes.c_int
-_c_ulong = ctypes.c_ulong
-_c_long = ctypes.c_long
-_c_void_p = ctypes.c_void_p
+def _load_libc() -> Any:
+    """Function pointers into the C library, with errno saved after each call (as
+    ``CDLL(None, use_errno=True)`` makes them)."""
+    import _ctypes
+
+    class _CLibrary:
+        # dlopen(NULL): the main program and the libraries it loaded, libc among them (dlopen(3)).
+        # typeshed declares a path only; the C function takes None for NULL.
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
+
+    class _LibcFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = c_int
+
+    def lookup(name: str) -> Any:
+        # CFuncPtr((name, library)) is dlsym(3) on library._handle; typeshed wants a CDLL.
+        return _LibcFunction((name, _CLibrary))  # type: ignore[arg-type]
+
+    return lookup
+
+
+_symbol = _load_libc()
 
 
 def _fn(name: str, restype: object, *argtypes: object) -> Any:
-    func = getattr(_libc, name)
+    func = _symbol(name)
     func.restype = restype
     func.argtypes = list(argtypes)
     return func
 
 
+def _has_symbol(name: str) -> bool:
+    try:
+        _symbol(name)
+    except AttributeError:  # dlsym(3) found no such symbol
+        return False
+    return True
+
+
+_c_char_p = c_char_p
+_c_int = c_int
+_c_ulong = c_ulong
+_c_long = c_long
+_c_void_p = c_void_p
+
 _unshare = _fn("unshare", _c_int, _c_int)
 _setns = _fn("setns", _c_int, _c_int, _c_int)
 _mount = _fn("mount", _c_int, _c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p)
 _umount2 = _fn("umount2", _c_int, _c_char_p, _c_int)
-_sethostname = _fn("sethostname", _c_int, _c_char_p, ctypes.c_size_t)
-_setdomainname = _fn("setdomainname", _c_int, _c_char_p, ctypes.c_size_t)
+_sethostname = _fn("sethostname", _c_int, _c_char_p, c_size_t)
+_setdomainname = _fn("setdomainname", _c_int, _c_char_p, c_size_t)
 _prctl = _fn("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
 _personality = _fn("personality", _c_int, _c_ulong)
-_syscall = _libc.syscall
+_syscall = _symbol("syscall")
 _syscall.restype = _c_long
 
 
@@ -54,7 +144,7 @@ def _path(p: str | bytes | None) -> bytes | None:
 
 def _check(ret: int, syscall: str, path: str | None = None, detail: str | None = None) -> int:
     if ret < 0:
-        raise KernelError(ctypes.get_errno(), syscall, path, detail)
+        raise KernelError(get_errno(), syscall, path, detail)
     return ret
 
 
@@ -75,7 +165,7 @@ def mount(
 ) -> None:
     ret = _mount(_path(source), _path(target), _path(fstype), flags, _path(data))
     if ret < 0:
-        raise KernelError(ctypes.get_errno(), "mount", target, f"source={source} type={fstype} flags={flags:#x}")
+        raise KernelError(get_errno(), "mount", target, f"source={source} type={fstype} flags={flags:#x}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
@@ -106,15 +196,15 @@ def personality(persona: int) -> int:
     return _check(_personality(persona), "personality", detail=hex(persona))
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _CapData(ctypes.Structure):
+class _CapData(Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", c_uint32),
+        ("permitted", c_uint32),
+        ("inheritable", c_uint32),
     ]
 
 
@@ -122,7 +212,7 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     """Return (effective, permitted, inheritable) as 64-bit masks."""
     header = _CapHeader(C.LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    _check(_syscall(_c_long(C.SYS_CAPGET), ctypes.byref(header), ctypes.byref(data)), "capget")
+    _check(_syscall(_c_long(C.SYS_CAPGET), byref(header), byref(data)), "capget")
     return (
         data[0].effective | (data[1].effective << 32),
         data[0].permitted | (data[1].permitted << 32),
@@ -138,11 +228,18 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_syscall(_c_long(C.SYS_CAPSET), ctypes.byref(header), ctypes.byref(data)), "capset")
+    _check(_syscall(_c_long(C.SYS_CAPSET), byref(header), byref(data)), "capset")
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+def _buffer(data: bytes) -> Array[c_char]:
+    """A C copy of ``data``, embedded NULs included (a program, not a string)."""
+    buf = (c_char * len(data))()
+    buf.raw = data
+    return buf
+
+
+class _SockFprog(Structure):
+    _fields_ = [("len", c_ushort), ("filter", c_void_p)]
 
 
 def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
@@ -152,19 +249,19 @@ def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
     """
     if len(bpf) % 8:
         raise ValueError("seccomp program length must be a multiple of 8")
-    buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    buf = _buffer(bpf)
+    prog = _SockFprog(len(bpf) // 8, addressof(buf))
     ret = _syscall(
         _c_long(C.SYS_SECCOMP),
         _c_ulong(C.SECCOMP_SET_MODE_FILTER),
         _c_ulong(flags),
-        ctypes.byref(prog),
+        byref(prog),
     )
     return _check(ret, "seccomp", detail=f"{len(bpf) // 8} instructions")
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
@@ -173,33 +270,33 @@ def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) 
         _c_long(C.SYS_OPENAT2),
         _c_int(dirfd),
         _c_char_p(os.fsencode(path)),
-        ctypes.byref(how),
-        ctypes.c_size_t(ctypes.sizeof(how)),
+        byref(how),
+        c_size_t(sizeof(how)),
     )
     return _check(ret, "openat2", path)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    ret = _syscall(_c_long(C.SYS_CLOSE_RANGE), ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    ret = _syscall(_c_long(C.SYS_CLOSE_RANGE), c_uint(first), c_uint(last), c_uint(flags))
     _check(ret, "close_range")
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    ret = _syscall(_c_long(C.SYS_PIDFD_SEND_SIGNAL), _c_int(pidfd), _c_int(sig), _c_void_p(None), ctypes.c_uint(0))
+    ret = _syscall(_c_long(C.SYS_PIDFD_SEND_SIGNAL), _c_int(pidfd), _c_int(sig), _c_void_p(None), c_uint(0))
     _check(ret, "pidfd_send_signal", detail=f"signal {sig}")
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
+class _Statfs(Structure):
+    _fields_ = [("f_type", c_long), ("_rest", c_byte * 112)]
 
 
-_fstatfs = _fn("fstatfs", _c_int, _c_int, ctypes.POINTER(_Statfs))
+_fstatfs = _fn("fstatfs", _c_int, _c_int, POINTER(_Statfs))
 
 
 def fstatfs_type(fd: int, path: str | None = None) -> int:
     """Return ``f_type`` of the filesystem holding ``fd`` (see statfs(2) magic numbers)."""
     buf = _Statfs()
-    _check(_fstatfs(fd, ctypes.byref(buf)), "fstatfs", path)
+    _check(_fstatfs(fd, byref(buf)), "fstatfs", path)
     return int(buf.f_type) & 0xFFFFFFFF
 
 
@@ -213,50 +310,50 @@ _BPF_PROG_GET_FD_BY_ID = 13
 _BPF_PROG_QUERY = 16
 
 
-class _BpfProgLoadAttr(ctypes.Structure):
+class _BpfProgLoadAttr(Structure):
     _fields_ = [
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32),
+        ("prog_type", c_uint32),
+        ("insn_cnt", c_uint32),
+        ("insns", c_uint64),
+        ("license", c_uint64),
+        ("log_level", c_uint32),
+        ("log_size", c_uint32),
+        ("log_buf", c_uint64),
+        ("kern_version", c_uint32),
+        ("prog_flags", c_uint32),
+        ("prog_name", c_char * 16),
+        ("prog_ifindex", c_uint32),
+        ("expected_attach_type", c_uint32),
     ]
 
 
-class _BpfAttachAttr(ctypes.Structure):
+class _BpfAttachAttr(Structure):
     _fields_ = [
-        ("target_fd", ctypes.c_uint32),
-        ("attach_bpf_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("replace_bpf_fd", ctypes.c_uint32),
+        ("target_fd", c_uint32),
+        ("attach_bpf_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("attach_flags", c_uint32),
+        ("replace_bpf_fd", c_uint32),
     ]
 
 
-class _BpfQueryAttr(ctypes.Structure):
+class _BpfQueryAttr(Structure):
     _fields_ = [
-        ("target_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("query_flags", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("prog_ids", ctypes.c_uint64),
-        ("prog_cnt", ctypes.c_uint32),
+        ("target_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("query_flags", c_uint32),
+        ("attach_flags", c_uint32),
+        ("prog_ids", c_uint64),
+        ("prog_cnt", c_uint32),
     ]
 
 
-class _BpfGetFdAttr(ctypes.Structure):
-    _fields_ = [("prog_id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
+class _BpfGetFdAttr(Structure):
+    _fields_ = [("prog_id", c_uint32), ("next_id", c_uint32), ("open_flags", c_uint32)]
 
 
-def _bpf(cmd: int, attr: ctypes.Structure) -> int:
-    return int(_syscall(_c_long(_SYS_BPF), _c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))))
+def _bpf(cmd: int, attr: Structure) -> int:
+    return int(_syscall(_c_long(_SYS_BPF), _c_int(cmd), byref(attr), c_uint(sizeof(attr))))
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "", expected_attach_type: int = 0) -> int:
@@ -266,28 +363,28 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "", ex
     """
     if len(insns) % 8:
         raise ValueError("bpf program length must be a multiple of 8")
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
+    code = _buffer(insns)
+    lic = _buffer(license.encode() + b"\0")
 
-    def load(log_level: int, log: ctypes.Array[ctypes.c_char] | None) -> int:
+    def load(log_level: int, log: Array[c_char] | None) -> int:
         attr = _BpfProgLoadAttr()
         attr.prog_type = prog_type
         attr.insn_cnt = len(insns) // 8
-        attr.insns = ctypes.addressof(code)
-        attr.license = ctypes.addressof(lic)
+        attr.insns = addressof(code)
+        attr.license = addressof(lic)
         attr.prog_name = name.encode()[:15]
         attr.expected_attach_type = expected_attach_type
         if log is not None:
             attr.log_level = log_level
             attr.log_size = len(log)
-            attr.log_buf = ctypes.addressof(log)
+            attr.log_buf = addressof(log)
         return _bpf(_BPF_PROG_LOAD, attr)
 
     fd = load(0, None)
     if fd >= 0:
         return fd
-    err = ctypes.get_errno()
-    log = ctypes.create_string_buffer(1 << 16)
+    err = get_errno()
+    log = (c_char * (1 << 16))()
     retry = load(1, log)
     if retry >= 0:  # loaded on the second try after all
         return retry
@@ -307,8 +404,8 @@ def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | 
 
 def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) -> list[int]:
     """IDs of the programs attached to the cgroup ``target_fd`` (not inherited ones)."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = _BpfQueryAttr(target_fd, attach_type, 0, 0, ctypes.addressof(ids), len(ids))
+    ids = (c_uint32 * 64)()
+    attr = _BpfQueryAttr(target_fd, attach_type, 0, 0, addressof(ids), len(ids))
     _check(_bpf(_BPF_PROG_QUERY, attr), "bpf", path, "BPF_PROG_QUERY")
     return [int(ids[i]) for i in range(attr.prog_cnt)]
 
@@ -326,12 +423,12 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(Structure):
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", c_uint64),
+        ("attr_clr", c_uint64),
+        ("propagation", c_uint64),
+        ("userns_fd", c_uint64),
     ]
 
 
@@ -343,9 +440,9 @@ def mount_setattr(
         _c_long(SYS_MOUNT_SETATTR),
         _c_int(dirfd),
         _c_char_p(os.fsencode(path)),
-        ctypes.c_uint(flags),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
+        c_uint(flags),
+        byref(attr),
+        c_size_t(sizeof(attr)),
     )
     _check(ret, "mount_setattr", path_hint or path, f"set={attr_set:#x} clear={attr_clr:#x}")
 
@@ -370,7 +467,7 @@ SOCK_DGRAM = 2
 SOCK_SEQPACKET = 5
 SOCK_CLOEXEC = 0o2000000
 _socket = _fn("socket", _c_int, _c_int, _c_int, _c_int)
-_socketpair = _fn("socketpair", _c_int, _c_int, _c_int, _c_int, ctypes.POINTER(_c_int))
+_socketpair = _fn("socketpair", _c_int, _c_int, _c_int, _c_int, POINTER(_c_int))
 
 
 def socket(domain: int, type_: int, protocol: int = 0) -> int:
@@ -383,17 +480,17 @@ def socketpair(domain: int, type_: int, protocol: int = 0) -> tuple[int, int]:
     return fds[0], fds[1]
 
 
-class _Rlimit64(ctypes.Structure):
-    _fields_ = (("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64))
+class _Rlimit64(Structure):
+    _fields_ = (("rlim_cur", c_uint64), ("rlim_max", c_uint64))
 
 
-_prlimit64 = _fn("prlimit64", _c_int, _c_int, _c_int, ctypes.POINTER(_Rlimit64), ctypes.POINTER(_Rlimit64))
+_prlimit64 = _fn("prlimit64", _c_int, _c_int, _c_int, POINTER(_Rlimit64), POINTER(_Rlimit64))
 
 
 def setrlimit(resource: int, soft: int, hard: int) -> None:
     """prlimit64(2) on the calling process; values at or above 2**64-1 are RLIM_INFINITY."""
     limit = _Rlimit64(min(soft, (1 << 64) - 1), min(hard, (1 << 64) - 1))
-    _check(_prlimit64(0, resource, ctypes.byref(limit), None), "prlimit64", detail=f"resource {resource}")
+    _check(_prlimit64(0, resource, byref(limit), None), "prlimit64", detail=f"resource {resource}")
 
 
 # renameat2(2) with RENAME_EXCHANGE: the state store swaps a new file in for the old one. A
@@ -403,9 +500,7 @@ _AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 # glibc wraps it since 2.28; without the wrapper the call reports ENOSYS (callers fall back).
 _renameat2 = (
-    _fn("renameat2", _c_int, _c_int, _c_char_p, _c_int, _c_char_p, ctypes.c_uint)
-    if hasattr(_libc, "renameat2")
-    else None
+    _fn("renameat2", _c_int, _c_int, _c_char_p, _c_int, _c_char_p, c_uint) if _has_symbol("renameat2") else None
 )
 
 

@@ -1,6 +1,7 @@
 """`tcontainer-oci` stays lean: podman and conmon start it several times per container, and
 each stdlib package below costs milliseconds to import (typing ~8 ms with what it pulls in,
-re ~3 ms, json ~1.5 ms, enum ~1.5 ms...). The commands' own modules must not bring them back."""
+re ~3 ms, json ~1.5 ms, enum ~1.5 ms, ctypes ~3 ms...). The commands' own modules must not bring them
+back."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SRC = os.path.dirname(os.path.dirname(tinycontainer.__file__))
 HEAVY = {
     "typing", "re", "json", "enum", "signal", "contextlib", "functools", "collections", "socket", "selectors",
     "subprocess", "threading", "logging", "dataclasses", "inspect", "importlib", "warnings", "argparse",
-    "tempfile", "shutil", "pathlib",
+    "tempfile", "shutil", "pathlib", "ctypes", "struct", "types",
 }  # fmt: skip
 
 # What each command imports: its implementation modules, as the dispatcher loads them.

@@ -21,3 +21,12 @@ def test_rlimit_numbers_match_the_resource_module() -> None:
 def test_tty_ioctls_match_termios() -> None:
     assert C.TIOCSCTTY == termios.TIOCSCTTY
     assert C.TIOCSWINSZ == termios.TIOCSWINSZ
+
+
+def test_ifreq_is_the_layout_struct_packs() -> None:
+    import struct
+
+    from tinycontainer.linux import netdev
+
+    assert netdev._ifreq("lo", 0x49) == struct.pack("16sH14x", b"lo", 0x49)
+    assert netdev._ifreq_flags(struct.pack("16sH14x", b"eth0", 0x1043)) == 0x1043
