@@ -156,6 +156,19 @@ def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
     return [c for c in all_ if not want or any(w in c.name for w in want)]
 
 
+def write_code_pack(base: str, bundle: str) -> str | None:
+    """Run the installed script once as a user's first call after install does: it writes the
+    package's code pack (tinycontainer/_codepack.py), which honours PYTHONDONTWRITEBYTECODE like
+    pyc files do; a benchmark's environment may set it. The pack's path, None if none was made."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    argv = [console_script(), "--root", os.path.join(base, "state-pack"), "run", "--bundle", bundle, "bench-pack"]
+    subprocess.run(argv, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    py = _shebang(console_script())
+    code = "import os; from tinycontainer import _codepack as c; p = c.pack_path(); print(p * os.path.exists(p))"
+    out = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return out or None
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -247,6 +260,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
         "",
         f"Host: {meta['host']}; Python {meta['python']}; {meta['cpus']} CPUs.",
         "Wall = fork to wait4; CPU = the child's rusage (user + system, with the descendants it reaped).",
+        f"Code pack of the console script: {meta.get('code_pack') or 'none (the script imports module by module)'}.",
         "",
         "| command | median ms | p90 ms | min ms | CPU ms | x crun | x runc |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -322,6 +336,7 @@ def main() -> int:
     try:
         bundle = make_bundle(base, cgroups_path)
         cs = contenders(base, bundle, set(args.only))
+        pack = write_code_pack(base, bundle)
         for _ in range(args.warmup):
             for c in cs:
                 timed(c.argv_for(f"bench-{uuid.uuid4().hex[:12]}"))
@@ -350,6 +365,7 @@ def main() -> int:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "versions": {tool: first_line([tool, "--version"]) for tool in ("runc", "crun", "bwrap") if shutil.which(tool)},
+        "code_pack": pack,
     }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "start_latency.json"), "w") as f:

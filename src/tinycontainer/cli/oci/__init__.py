@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit status. Called without ``argv`` (the console script,
-    ``python -m``), it is the whole program and ends the process itself (see :func:`_exit`)."""
+    ``python -m``), it is the whole program and ends the process itself (see
+    :func:`exit_without_teardown`)."""
     if argv is None:
-        _exit(_main(sys.argv[1:]))
+        exit_without_teardown(_main(sys.argv[1:]))
     return _main(argv)
 
 
@@ -68,7 +69,7 @@ def _main(args_list: list[str]) -> int:
     return run_command(dispatch, log, debug=args.debug)
 
 
-def _exit(status: int) -> NoReturn:
+def exit_without_teardown(status: int) -> NoReturn:
     """Leave without the interpreter's teardown (freeing every module and object: ~9 ms, as
     long as the container work of ``run``). Nothing of ours needs it: the commands close
     their files and start no threads or atexit handlers; only the stdio buffers are flushed."""
