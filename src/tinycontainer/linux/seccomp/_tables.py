@@ -6,7 +6,7 @@ plus the later syscalls listed in the generator.
 
 from __future__ import annotations
 
-TABLE_VERSION = "2fc895591c9bb667"
+from ._table_version import TABLE_VERSION as TABLE_VERSION
 
 X86_64: dict[str, int] = {
     "read": 0,
