@@ -41,7 +41,11 @@ IN_NS_FLAG = "--in-private-mount-ns"
 
 # A lean launcher: no site (no .pth files, no site-packages scan), isolated mode, and the
 # source tree put on sys.path by hand. This is what a launcher script written for speed does.
-LEAN_ENTRY = "import sys; sys.path[:0] = [{src!r}]; from tinycontainer.cli.oci import main; sys.exit(main())"
+LEAN_ENTRY = (
+    "import sys; sys.path[:0] = [{src!r}]; from tinycontainer import _codepack; pack = _codepack.install(); "
+    "from tinycontainer.cli.oci import exit_without_teardown, main; status = main(sys.argv[1:]); "
+    "_codepack.save(pack); exit_without_teardown(status)"
+)
 
 # What `tcontainer-oci run` imports at its top level (see the -X importtime profile).
 RUN_PATH_MODULES = ("tinycontainer.cli.oci", "tinycontainer.cli.oci._commands", "tinycontainer.cli.oci._run",
@@ -60,6 +64,8 @@ class Contender:
     name: str
     argv_for: Any  # Callable[[str], list[str]]: container id -> argv
     samples: list[Sample] = field(default_factory=list)
+    # Ratios are taken against runc and crun running the same config.
+    config: str = "runc spec"
 
 
 def enter_private_mount_ns(inside: bool) -> int | None:
@@ -128,6 +134,24 @@ def console_script() -> str:
     return os.path.join(sysconfig.get_path("scripts"), "tcontainer-oci")
 
 
+def with_docker_seccomp(base: str, bundle: str) -> str:
+    """The same bundle with Docker's default seccomp profile, as podman passes with every
+    container (the profile tcontainer-oci's `spec` writes; runc and crun compile it with libseccomp
+    at every start)."""
+    from tinycontainer.oci import _defaults
+    from tinycontainer.oci._codec import encode
+
+    variant = os.path.join(base, "bundle-seccomp")
+    os.makedirs(variant)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["root"]["path"] = os.path.join(bundle, "rootfs")  # the same tree (an absolute root.path)
+    config["linux"]["seccomp"] = encode(_defaults.default_seccomp())
+    with open(os.path.join(variant, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    return variant
+
+
 def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
     py = os.path.realpath(sys.executable)
     lean = LEAN_ENTRY.format(src=SRC)
@@ -147,22 +171,35 @@ def contenders(base: str, bundle: str, want: set[str]) -> list[Contender]:
         Contender("runc", lambda i: ["runc", "--root", roots["runc"], "run", "--bundle", bundle, i]),
         Contender("crun", lambda i: ["crun", "--root", roots["crun"], "run", "--bundle", bundle, i]),
         Contender("bwrap --unshare-all", lambda i: [*bwrap, "/bin/true"]),
+        *seccomp_contenders(base, bundle, roots),
         # Where the time goes: the same lean interpreter doing only part of the work.
         Contender("lean: imports of the run path + parser, no container", lambda i: [py, "-I", "-S", "-c", imports]),
         Contender("python3 -I -S -c pass", lambda i: [py, "-I", "-S", "-c", "pass"]),
-        Contender("python3 -I -S -c 'import ctypes'", lambda i: [py, "-I", "-S", "-c", "import ctypes"]),
+        Contender("python3 -I -S -c 'import _ctypes'", lambda i: [py, "-I", "-S", "-c", "import _ctypes"]),
         Contender("python3 -c pass (with site)", lambda i: [py, "-c", "pass"]),
     ]
     return [c for c in all_ if not want or any(w in c.name for w in want)]
 
 
-def write_code_pack(base: str, bundle: str) -> str | None:
-    """Run the installed script once as a user's first call after install does: it writes the
-    package's code pack (tinycontainer/_codepack.py), which honours PYTHONDONTWRITEBYTECODE like
-    pyc files do; a benchmark's environment may set it. The pack's path, None if none was made."""
+def seccomp_contenders(base: str, bundle: str, roots: dict[str, str]) -> list[Contender]:
+    sec = with_docker_seccomp(base, bundle)
+    argv = {
+        "tcontainer-oci": lambda i: [console_script(), "--root", roots["tc"], "run", "--bundle", sec, i],
+        "runc": lambda i: ["runc", "--root", roots["runc"], "run", "--bundle", sec, i],
+        "crun": lambda i: ["crun", "--root", roots["crun"], "run", "--bundle", sec, i],
+    }
+    return [Contender(f"{name}, Docker seccomp profile", a, config="seccomp") for name, a in argv.items()]
+
+
+def write_code_pack(base: str, bundles: list[str]) -> str | None:
+    """Run the installed script on each bundle as a user's first calls after install do: they
+    write the package's code pack (tinycontainer/_codepack.py), which honours
+    PYTHONDONTWRITEBYTECODE like pyc files do; a benchmark's environment may set it. The pack's
+    path, None if none was made."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    argv = [console_script(), "--root", os.path.join(base, "state-pack"), "run", "--bundle", bundle, "bench-pack"]
-    subprocess.run(argv, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    for bundle in bundles:
+        argv = [console_script(), "--root", os.path.join(base, "state-pack"), "run", "--bundle", bundle, "bench-pack"]
+        subprocess.run(argv, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     py = _shebang(console_script())
     code = "import os; from tinycontainer import _codepack as c; p = c.pack_path(); print(p * os.path.exists(p))"
     out = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -175,7 +212,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summarize(cs: list[Contender]) -> list[dict[str, Any]]:
-    by_name = {c.name: c for c in cs}
+    refs = {(c.name.split(",")[0], c.config): c for c in cs if c.name.split(",")[0] in ("runc", "crun")}
     rows = []
     for c in cs:
         walls = [s.wall_ms for s in c.samples]
@@ -188,8 +225,9 @@ def summarize(cs: list[Contender]) -> list[dict[str, Any]]:
             "cpu_median_ms": round(statistics.median(s.cpu_ms for s in c.samples), 2),
         }
         for ref in ("crun", "runc"):
-            if ref in by_name:
-                ratios = [a.wall_ms / b.wall_ms for a, b in zip(c.samples, by_name[ref].samples, strict=True)]
+            against = refs.get((ref, c.config)) or refs.get((ref, "runc spec"))
+            if against is not None:
+                ratios = [a.wall_ms / b.wall_ms for a, b in zip(c.samples, against.samples, strict=True)]
                 row[f"x_{ref}"] = round(statistics.median(ratios), 2)
         rows.append(row)
     return rows
@@ -260,6 +298,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
         "",
         f"Host: {meta['host']}; Python {meta['python']}; {meta['cpus']} CPUs.",
         "Wall = fork to wait4; CPU = the child's rusage (user + system, with the descendants it reaped).",
+        "Rows with Docker's seccomp profile are compared with runc and crun running that same config.",
         f"Code pack of the console script: {meta.get('code_pack') or 'none (the script imports module by module)'}.",
         "",
         "| command | median ms | p90 ms | min ms | CPU ms | x crun | x runc |",
@@ -336,7 +375,7 @@ def main() -> int:
     try:
         bundle = make_bundle(base, cgroups_path)
         cs = contenders(base, bundle, set(args.only))
-        pack = write_code_pack(base, bundle)
+        pack = write_code_pack(base, [bundle, os.path.join(base, "bundle-seccomp")])
         for _ in range(args.warmup):
             for c in cs:
                 timed(c.argv_for(f"bench-{uuid.uuid4().hex[:12]}"))
