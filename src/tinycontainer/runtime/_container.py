@@ -7,10 +7,9 @@ import os
 import time
 
 from .. import oci
-from .._errors import ContainerNotFound, KernelError, TinyContainerError, UnsupportedError, WrongStatus, suppressed
+from .._errors import ContainerNotFound, KernelError, TinyContainerError, WrongStatus, suppressed
 from ..linux import proc
 from . import _store
-from ._signals import parse_signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -225,6 +224,8 @@ class Container:
                     warn(text)
 
     def kill(self, sig: int | str = signal.SIGTERM, *, all_processes: bool = False) -> None:
+        from ._signals import parse_signal  # only kill parses signal names: not on run's path
+
         signum = parse_signal(sig)
         self.refresh()
         status = self.status
@@ -235,7 +236,9 @@ class Container:
             # Rootless without delegated cgroups (v1): there is no cgroup to freeze and list,
             # so only the init can be signalled; SIGKILL to a pid namespace's init still
             # kills every process in it (pid_namespaces(7)).
-            if mgr is not None and not _rootless_without_cgroups(mgr):
+            from ._control import rootless_without_cgroups
+
+            if mgr is not None and not rootless_without_cgroups(mgr):
                 mgr.kill_all(signum)
                 return
         self._signal_init(signum)
@@ -259,54 +262,31 @@ class Container:
         finally:
             os.close(pidfd)
 
+    # Rare operations live in ._control, imported when called (see there).
     def pause(self) -> None:
-        self.refresh()
-        status = self.status
-        if status not in (Status.RUNNING, Status.CREATED):
-            raise WrongStatus(self.id, status.value, "running")
-        mgr = self._manager()
-        if mgr is None:
-            raise TinyContainerError(f"container {self.id!r} has no cgroup to freeze")
-        if _rootless_without_cgroups(mgr):
-            raise UnsupportedError(
-                f"container {self.id!r} cannot be paused: it runs as an ordinary user without a freezer cgroup "
-                "(cgroups are not delegated to this user)"
-            )
-        mgr.freeze()
+        from ._control import pause
+
+        pause(self)
 
     def resume(self) -> None:
-        self.refresh()
-        status = self.status
-        if status != Status.PAUSED:
-            raise WrongStatus(self.id, status.value, "paused")
-        self._manager().thaw()
+        from ._control import resume
+
+        resume(self)
 
     def processes(self) -> list[int]:
-        self.refresh()
-        mgr = self._manager()
-        if mgr is not None:
-            pids: list[int] = mgr.pids()
-            if pids:
-                return pids
-        if self.status in (Status.STOPPED, Status.CREATING):
-            return []
-        return proc.children_in_pidns(self.pid)
+        from ._control import processes
+
+        return processes(self)
 
     def update(self, resources: oci.Resources) -> None:
-        self.refresh()
-        status = self.status
-        if status == Status.STOPPED:
-            raise WrongStatus(self.id, status.value, "created, running or paused")
-        mgr = self._manager()
-        if mgr is None:
-            raise TinyContainerError(f"container {self.id!r} has no cgroup to update")
-        mgr.set(resources)
+        from ._control import update
+
+        update(self, resources)
 
     def stats(self) -> Any:
-        mgr = self._manager()
-        if mgr is None:
-            raise TinyContainerError(f"container {self.id!r} has no cgroup")
-        return mgr.stats()
+        from ._control import stats
+
+        return stats(self)
 
     def delete(self, *, force: bool = False) -> None:
         with self._store.locked(self.id):
@@ -359,12 +339,6 @@ class Container:
                         os.kill(p, signal.SIGKILL)
             time.sleep(0.01)
         raise KernelError(errno.EBUSY, "kill", f"pid {pid}", "container processes did not exit after SIGKILL")
-
-
-def _rootless_without_cgroups(mgr: Any) -> bool:
-    """A rootless container whose cgroup directories could not all be made (v1 is never
-    delegated to users): freezing and listing its processes by cgroup is impossible."""
-    return bool(mgr.rootless) and not all(os.path.isdir(d) for d in mgr.paths().values())
 
 
 class Runtime:

@@ -42,10 +42,20 @@ def test_structures_have_the_kernel_layouts() -> None:
     assert ctypes.sizeof(_libc._OpenHow) == 24
     assert ctypes.sizeof(_libc._MountAttr) == 32
     assert ctypes.sizeof(_libc._Rlimit64) == 16
-    assert ctypes.sizeof(_libc._SockFprog) == 16
+    assert ctypes.sizeof(_libc._sock_fprog()) == 16
     assert ctypes.sizeof(_libc._CapHeader) == 8
     assert ctypes.sizeof(_libc._CapData) == 12
-    assert ctypes.sizeof(_libc._BpfProgLoadAttr) == 72
+    assert ctypes.sizeof(_libc._bpf_prog_load_attr()) == 72
+    # union bpf_attr's members for BPF_PROG_ATTACH/DETACH, BPF_PROG_QUERY, BPF_PROG_GET_FD_BY_ID
+    assert ctypes.sizeof(_libc._bpf_attach_attr()) == 20
+    assert _libc._bpf_query_attr().prog_ids.offset == 16 and _libc._bpf_query_attr().prog_cnt.offset == 24
+    assert ctypes.sizeof(_libc._bpf_get_fd_attr()) == 12
+
+
+def test_rarely_used_structures_are_built_once_on_first_use() -> None:
+    assert _libc._bpf_prog_load_attr() is _libc._bpf_prog_load_attr()
+    assert _libc._LAZY_STRUCTS["_BpfProgLoadAttr"] is _libc._bpf_prog_load_attr()
+    assert _libc._sock_fprog().__name__ == "_SockFprog"
 
 
 def test_a_failing_call_keeps_errno_syscall_and_path() -> None:

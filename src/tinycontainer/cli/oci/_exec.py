@@ -16,10 +16,13 @@ from ...runtime import Runtime
 from ...runtime._console import proxy
 from ...runtime._create import write_pid_file
 from ...runtime._tenant import exec_process
+from ._commands import runtime_from_args
 from ._run import FORWARDED, wait_exit
 
 if TYPE_CHECKING:
     import argparse
+
+    from .._exit import LogTarget
 
 
 def parse_user(text: str) -> tuple[int, int | None]:
@@ -110,3 +113,7 @@ def exec_command(rt: Runtime, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def cmd_exec(args: argparse.Namespace, log: LogTarget) -> int:
+    return exec_command(runtime_from_args(args), args)

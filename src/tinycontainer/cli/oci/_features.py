@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...runtime._validate import NAMESPACE_TYPES, SECCOMP_ACTIONS
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .._exit import LogTarget
 
 MOUNT_OPTIONS = [
     "async",
@@ -89,3 +94,10 @@ def features() -> dict[str, Any]:
         },
         "annotations": {"org.opencontainers.runtime-spec.features.runtime": "tinycontainer"},
     }
+
+
+def cmd_features(args: argparse.Namespace, log: LogTarget) -> int:
+    from ...oci import _json
+
+    print(_json.dumps(features(), indent=2))
+    return 0

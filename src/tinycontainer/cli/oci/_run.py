@@ -1,4 +1,4 @@
-"""``tcontainer-oci run``: create + start + wait, in the foreground, then delete."""
+"""``tcontainer-oci create`` and ``run`` (create + start + wait, in the foreground, then delete)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 from ..._errors import suppressed
 from ...runtime import Container, Runtime
 from ...runtime._container import wait_exit as wait_exit
+from ._commands import runtime_from_args, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
     from typing import Any
+
+    from .._exit import LogTarget
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -76,3 +79,24 @@ def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container
             with suppressed(Exception):
                 container.delete(force=True)
     return status
+
+
+def warn_rootless(container: Container, log: LogTarget) -> None:
+    """Say when a rootless container got no cgroups (v1 is never delegated to users)."""
+    if os.geteuid() == 0:
+        return
+    from ...runtime._rootless import cgroup_problem
+
+    manager = container._manager()
+    problem = cgroup_problem(manager.paths()) if manager is not None else None
+    if problem:
+        warn(log, problem)
+
+
+def cmd_create(args: argparse.Namespace, log: LogTarget) -> int:
+    warn_rootless(create_from_args(runtime_from_args(args), args), log)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, log: LogTarget) -> int:
+    return run(runtime_from_args(args), args, lambda container: warn_rootless(container, log))
