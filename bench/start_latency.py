@@ -70,16 +70,21 @@ class Contender:
 
 def enter_private_mount_ns(inside: bool) -> int | None:
     """Check for root, re-run this script under `unshare -m` and, once inside, unmount the
-    cgroup2 mount crun 1.8 refuses (only in this private namespace: see the module docstring).
-    Returns the exit status to end with, or None to carry on inside."""
+    cgroup2 mount crun 1.8 refuses (only in this private namespace). Returns the exit status to
+    end with, or None to carry on inside."""
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 2
     if not inside:
         argv = ["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv, IN_NS_FLAG]
         return subprocess.run(argv, check=False).returncode
-    if os.path.ismount(f"{CGROUP_ROOT}/unified"):
-        subprocess.run(["umount", f"{CGROUP_ROOT}/unified"], check=True)
+    unified = f"{CGROUP_ROOT}/unified"
+    if os.path.ismount(unified):
+        subprocess.run(["umount", unified], check=True)
+        # A tmpfs of this namespace in its place: without it, the directory left is the host's
+        # /sys/fs/cgroup tmpfs, and what the runtimes (crun 1.8) and podman write there as "cgroups" on a
+        # hybrid host (libpod-ID/cgroup.procs, as plain files) would outlive the benchmark.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tc-bench-empty", unified], check=True)
     return None
 
 
@@ -200,10 +205,14 @@ def write_code_pack(base: str, bundles: list[str]) -> str | None:
     for bundle in bundles:
         argv = [console_script(), "--root", os.path.join(base, "state-pack"), "run", "--bundle", bundle, "bench-pack"]
         subprocess.run(argv, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    py = _shebang(console_script())
+    return code_pack()
+
+
+def code_pack() -> str | None:
+    """The installed script's code pack, None when there is none."""
     code = "import os; from tinycontainer import _codepack as c; p = c.pack_path(); print(p * os.path.exists(p))"
-    out = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    return out or None
+    out = subprocess.run([_shebang(console_script()), "-c", code], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -329,7 +338,10 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], extra: dict[str, 
 
 
 def first_line(argv: list[str]) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30).stdout.splitlines()
+    except OSError:
+        return ""
     return out[0] if out else ""
 
 
@@ -344,6 +356,20 @@ def remove_cgroup(path: str, created: dict[str, list[str]]) -> None:
                 os.rmdir(d)
             except OSError:
                 break
+
+
+def cgroup_hierarchies() -> dict[str, str]:
+    """The cgroup v1 hierarchies mounted beneath /sys/fs/cgroup, by directory name: only real
+    cgroup mounts (proc(5) mountinfo: the filesystem type follows the " - " separator), never
+    a plain directory of the tmpfs there."""
+    found = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, tail = line.partition(" - ")
+            point = fields.split()[4]
+            if tail.split()[0] == "cgroup" and os.path.dirname(point) == CGROUP_ROOT:
+                found[os.path.basename(point)] = point
+    return found
 
 
 def missing_dirs(path: str) -> list[str]:
@@ -368,8 +394,7 @@ def main() -> int:
         return status
 
     cgroups_path = os.path.join(own_cgroup("memory"), f"tc-bench-{uuid.uuid4().hex[:8]}")
-    hierarchies = [os.path.join(CGROUP_ROOT, n) for n in os.listdir(CGROUP_ROOT)
-                   if not os.path.islink(os.path.join(CGROUP_ROOT, n))]  # fmt: skip
+    hierarchies = sorted(set(cgroup_hierarchies().values()))
     created = {h: missing_dirs(os.path.join(h, cgroups_path.lstrip("/"))) for h in hierarchies}
     base = tempfile.mkdtemp(prefix="tc-bench-")
     try:
