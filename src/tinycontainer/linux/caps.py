@@ -167,9 +167,17 @@ def unraisable_ambient(caps: oci.Capabilities | None) -> list[str]:
     return names_from_mask(amb & ~(perm & inh))
 
 
-def apply_capabilities(caps: oci.Capabilities | None, sys: Syscalls, *, field: str = "process.capabilities") -> None:
-    """capset the effective/permitted/inheritable sets, then set the ambient set exactly."""
-    eff, perm, inh, amb = capability_masks(caps, field=field)
+def apply_capabilities(
+    caps: oci.Capabilities | None,
+    sys: Syscalls,
+    *,
+    field: str = "process.capabilities",
+    masks: tuple[int, int, int, int] | None = None,
+) -> None:
+    """capset the effective/permitted/inheritable sets, then set the ambient set exactly.
+
+    ``masks``: capability_masks(caps), when the caller worked them out already."""
+    eff, perm, inh, amb = capability_masks(caps, field=field) if masks is None else masks
     sys.capset(eff, perm, inh)
     try:
         sys.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)

@@ -347,9 +347,17 @@ def parse_mountinfo(text: str) -> list[MountInfo]:
 
 def cgroup_layout_from(mountinfo: str, proc_cgroup: str, *, cgroup_root: str = "/sys/fs/cgroup") -> CgroupLayout:
     """Work out the cgroup binds from mountinfo and /proc/self/cgroup text (pure, for tests)."""
-    # (root, mount point, fstype, super options) of the cgroup and cgroup2 mounts only, without
-    # a MountInfo record each: the container's init runs this. No field holds a blank (mountinfo
-    # escapes it as \040), so the first " - " separates the fstype: the filter keeps all of them.
+    return layout_from_cgroup_mounts(cgroup_mounts_from(mountinfo), proc_cgroup, cgroup_root=cgroup_root)
+
+
+def cgroup_mounts_from(mountinfo: str) -> list[tuple[str, str, str, frozenset[str]]]:
+    """(root, mount point, fstype, super options) of the cgroup and cgroup2 mounts in mountinfo
+    text, without a MountInfo record each.
+
+    The root shows the mount's root relative to the reader's cgroup namespace, so the list is
+    valid for another process only in the same mount and cgroup namespaces (or a copy of them)."""
+    # No field holds a blank (mountinfo escapes it as \040), so the first " - " separates the
+    # fstype: the filter keeps all of them.
     mounts: list[tuple[str, str, str, frozenset[str]]] = []
     for line in mountinfo.splitlines():
         if " - cgroup" not in line:
@@ -362,6 +370,13 @@ def cgroup_layout_from(mountinfo: str, proc_cgroup: str, *, cgroup_root: str = "
             continue
         options = frozenset(fields[sep + 3].split(","))
         mounts.append((unescape_mountinfo(fields[3]), unescape_mountinfo(fields[4]), fields[sep + 1], options))
+    return mounts
+
+
+def layout_from_cgroup_mounts(
+    mounts: list[tuple[str, str, str, frozenset[str]]], proc_cgroup: str, *, cgroup_root: str = "/sys/fs/cgroup"
+) -> CgroupLayout:
+    """cgroup_layout_from, from the cgroup_mounts_from list (pure)."""
     for _root, point, fstype, _options in mounts:
         if point == cgroup_root and fstype == "cgroup2":
             return CgroupLayout(unified=True)
@@ -430,10 +445,12 @@ __all__ = [
     "MountOptions",
     "PlannedMount",
     "cgroup_layout_from",
+    "cgroup_mounts_from",
     "check_proc_destination",
     "clean_path",
     "host_cgroup_layout",
     "is_inside",
+    "layout_from_cgroup_mounts",
     "needs_dev_setup",
     "parse_mountinfo",
     "parse_options",

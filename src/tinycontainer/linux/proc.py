@@ -122,8 +122,12 @@ def children_in_pidns(pid: int) -> list[int]:
 def argv_area() -> tuple[int, int]:
     """This process's argv area (start, end), for :func:`set_cmdline` in a forked child, which
     shares the layout: read once before fork(2), it spares the child reading it again."""
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
+    fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        raw = os.read(fd, 4096)  # well below a page: see read_stat
+    finally:
+        os.close(fd)
+    fields = raw.rsplit(b")", 1)[1].split()
     # stat(5): fields 48 and 49 are arg_start and arg_end; fields[0] here is field 3.
     return int(fields[45]), int(fields[46])
 

@@ -200,13 +200,27 @@ class Container:
         return isinstance(hooks, dict) and bool(hooks.get(stage))
 
     # ------------------------------------------------------------------ operations
-    def start(self) -> None:
+    def start(self, *, fresh_state: bool = False) -> None:
+        """Release the created container's init into its program.
+
+        ``fresh_state``: this handle's state is the one ``create`` returned in this process
+        (``run``). Nothing but ``delete`` (which removes it) changes a state after create, so it
+        need not be read again, and the status check is the fifo's own: only the waiting init
+        holds its read end (create closed its copy), so the open for writing succeeds exactly
+        when the container is *created* and its init alive - the cases the full check tells
+        apart are only looked at when it fails, to say why."""
         with self._store.locked(self.id):
-            self.refresh()
-            status = self.status
-            if status != Status.CREATED:
-                raise WrongStatus(self.id, status.value, "created")
+            if not fresh_state:
+                self.refresh()
+                status = self.status
+                if status != Status.CREATED:
+                    raise WrongStatus(self.id, status.value, "created")
             if not _store.signal_fifo(self.state_dir):
+                if fresh_state:
+                    self.refresh()
+                    status = self.status
+                    if status != Status.CREATED:
+                        raise WrongStatus(self.id, status.value, "created")
                 raise TinyContainerError(f"container {self.id!r} init exited before start")
         if not self.has_hooks("poststart"):
             return
@@ -288,9 +302,14 @@ class Container:
 
         return stats(self)
 
-    def delete(self, *, force: bool = False) -> None:
+    def delete(self, *, force: bool = False, fresh_state: bool = False) -> None:
+        """Remove a stopped container (``force``: any, killing its processes first).
+
+        ``fresh_state``: as for :meth:`start` - this handle's state is the one ``create``
+        returned in this process, which only ``delete`` changes: it is not read again."""
         with self._store.locked(self.id):
-            self.refresh()
+            if not fresh_state:
+                self.refresh()
             status = self.status
             if status != Status.STOPPED:
                 if not force:

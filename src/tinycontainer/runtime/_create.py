@@ -65,13 +65,35 @@ def _load_bundle(bundle: str) -> tuple[oci.Config, bytes]:
     """The bundle's config, and the bytes it was parsed from."""
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            raw = f.read(64 << 20)
+        raw = _read_file(path, _MAX_CONFIG)
     except FileNotFoundError:
         raise SpecError(f"no config.json in bundle {bundle}") from None
     except OSError as exc:
         raise KernelError.from_oserror(exc, "open", path) from None
     return oci.Config.from_json(raw), raw
+
+
+_MAX_CONFIG = 64 << 20
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of the file, with plain read(2)s sized by fstat: open().read(limit)
+    maps a ``limit``-sized buffer (64 MB) to shrink it again, and adds ioctl and lseek calls."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        want = min(os.fstat(fd).st_size, limit) + 1  # one more: a file that grew is read on
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(want, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            want = 65536
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _now() -> str:
@@ -278,21 +300,23 @@ def create(
             argv_area=_argv_area(),
             rootfs_plan=rootfs_plan,
         )
+        _write_config_copy(state_dir, raw_config if raw_config is not None else config.to_json(indent=None).encode())
+        _child.prepare_in_parent(plan)
+        # From fork(2) to READY we do as little as we can: every page either side writes first
+        # costs a copy-on-write fault (~1.5 us here), and on this VM the new child waits for our
+        # CPU until we block in recv (the scheduler packs a fork onto its parent's vCPU). What
+        # needs no answer from the child comes before the fork; what needs the init's pid
+        # (its start time, the state with the pid, the cgroup check) comes after READY.
         if direct:
             init_pid = _fork_init(ctx, parent_sock, new_pidns=bool(flags & C.CLONE_NEWPID))
-            st = proc.read_stat(init_pid)
-            init_start = st.start_time if st else 0
         else:
             intermediate = os.fork()
             if intermediate == 0:
                 parent_sock.close()
                 _init.intermediate_main(ctx)
+        # Our copy closed, the socket reports EOF as soon as the child side dies.
         child_sock.close()
         child_sock = None
-        os.close(fifo_fd)
-        fifo_fd = -1
-        _close_tasks(cgroup_tasks)
-        _write_config_copy(state_dir, raw_config if raw_config is not None else config.to_json(indent=None).encode())
 
         if new_user:
             _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
@@ -301,6 +325,8 @@ def create(
         if not direct:
             msg, _ = _sync.recv(parent_sock, _sync.PID, SETUP_TIMEOUT)
             init_pid = int(msg["pid"])
+            # Not our child: once it dies, whoever reaps it frees the pid for reuse, so its
+            # start time is read now, while it cannot have got far.
             st = proc.read_stat(init_pid)
             init_start = st.start_time if st else 0
         if cgroup_tasks is None:
@@ -313,11 +339,6 @@ def create(
             except (OSError, TinyContainerError):
                 _sync.raise_pending_error(parent_sock)
                 raise
-        state.update(pid=init_pid, pid_start=init_start)
-        store.write(container_id, state)
-        # The init moves itself first thing: usually it is done by now, and checking it here
-        # overlaps its setup instead of adding to the wait after READY.
-        moved = cgroup_tasks is None or _in_cgroups(manager, init_pid)
         if intermediate:
             _reap(intermediate)
             intermediate = 0
@@ -346,8 +367,18 @@ def create(
             _hooks.run_hooks(hooks.create_runtime, hstate, "createRuntime")
             _sync.send(parent_sock, _sync.HOOKS_DONE)
         _sync.recv(parent_sock, _sync.READY, None if config.hooks else SETUP_TIMEOUT)
-        if not moved:
+        if direct:
+            # Our child, not reaped: its pid stays its own until we wait(2) for it.
+            st = proc.read_stat(init_pid)
+            init_start = st.start_time if st else 0
+        if cgroup_tasks is not None:
             manager.verify(init_pid)  # the init moved itself: check it, as apply() does
+        os.close(fifo_fd)  # from now on only the init holds the read end: ``start`` relies on it
+        fifo_fd = -1
+        _close_tasks(cgroup_tasks)
+        # One state write for the init: while "creating", status and ``state`` never read the
+        # pid (derive_status), so writing it before READY would only cost the init time.
+        state.update(pid=init_pid, pid_start=init_start)
         state.pop("creating", None)
         state.pop("creator_pid", None)
         state.pop("creator_start", None)
@@ -361,7 +392,12 @@ def create(
             with suppressed(OSError):
                 os.kill(intermediate, signal.SIGKILL)
             _reap(intermediate)
-        if init_pid and proc.is_alive(init_pid, init_start):
+        if direct and init_pid:
+            # Our unreaped child (a zombie at worst): the pid cannot belong to anyone else.
+            with suppressed(OSError):
+                os.kill(init_pid, signal.SIGKILL)
+            _reap(init_pid)
+        elif init_pid and proc.is_alive(init_pid, init_start):
             with suppressed(OSError):
                 os.kill(init_pid, signal.SIGKILL)
             if options.subreaper:
@@ -459,14 +495,6 @@ def _argv_area() -> tuple[int, int] | None:
         return None  # the init then reads it itself, and shows our argv if that fails too
 
 
-def _in_cgroups(manager: _cgroups.CgroupManager, pid: int) -> bool:
-    try:
-        manager.verify(pid)
-    except (OSError, TinyContainerError):
-        return False
-    return True
-
-
 def _later_hook_stages(config: oci.Config) -> list[str]:
     """The hook stages that ``start`` and ``delete`` run, which they read from the state."""
     hooks = config.hooks
@@ -486,7 +514,7 @@ def _make_cgroups(
     # a "stopped" container whose `delete --force` finds and removes them (the leaf goes even
     # when not yet recorded as created). They are made once the state directory has claimed
     # the id: a duplicate id must never touch the other container's cgroups.
-    store.write(container_id, state)
+    store.write(container_id, state, first=True)
     manager.create()
     # create() records which parent directories it made, so that delete removes exactly those.
     state["cgroup"] = manager.to_dict()
@@ -496,7 +524,7 @@ def _make_cgroups(
         manager.set(limits)
     if _made_ancestors(manager):
         # Only then does the state differ in what delete must remove (it always removes the
-        # leaf); otherwise this write waits for the one that adds the pid.
+        # leaf); otherwise this write waits for the one after READY.
         store.write(container_id, state)
 
 

@@ -15,9 +15,9 @@ import os
 import select
 
 from .. import oci
-from .._errors import suppressed
+from .._errors import KernelError, suppressed
 from ..linux import _consts as C
-from ..linux import namespaces, netdev
+from ..linux import _libc, namespaces, netdev
 from ..linux import proc as proc_info
 from ..linux import rootfs as _rootfs
 from ..linux._syscalls import Syscalls
@@ -284,8 +284,6 @@ def _move_into_cgroups(ctx: InitContext) -> None:
     so "0" in ``tasks`` moves the whole process."""
     if ctx.cgroup_tasks is None:
         return
-    from .._errors import KernelError
-
     try:
         for fd, path in ctx.cgroup_tasks:
             try:
@@ -309,9 +307,6 @@ def _close_tasks(ctx: InitContext) -> None:
 
 
 def _join_new_keyring(container_id: str) -> None:
-    from .._errors import KernelError
-    from ..linux import _libc
-
     try:
         _libc.join_session_keyring(f"_ses.{container_id}")
     except KernelError as exc:

@@ -17,8 +17,8 @@ The ladder (numbers are the sync points both sides mark in their code)::
                                  unshare(other namespaces, PID, TIME)
                                  fork --------------------------->  non-dumpable, moves itself into
       <-- (2) PID {pid} -------- exit                              its cgroups (the tasks files),
-    reap intermediate, state.json with the pid,                   keyring, mounts, cgroupns,
-    /proc/PID/cgroup checked                                      /dev nodes, console
+    reap intermediate                                             keyring, mounts, cgroupns,
+                                                                  /dev nodes, console
       <-- (4) CONSOLE + fd --------------------------------------  (only with process.terminal)
       <-- (5) HOOKS ---------------------------------------------  (only with prestart/createRuntime hooks)
     run prestart + createRuntime hooks
@@ -26,7 +26,8 @@ The ladder (numbers are the sync points both sides mark in their code)::
                                                                   pivot_root, masks, hostname, sysctl,
                                                                   rlimits, user, caps, [seccomp]
       <-- (6) READY ---------------------------------------------
-    write state.json + pid file, exit                             wait on exec.fifo until ``start``
+    /proc/PID/cgroup checked,                                     wait on exec.fifo until ``start``
+    state.json with the pid, pid file
                                                                   startContainer hooks, [seccomp], execve
 
 Without user, joined or time namespaces and with the init to be the caller's child (subreaper),
@@ -34,6 +35,9 @@ the parent forks the init itself (_create._fork_init): no intermediate, no (1) a
 cgroup v2 and rootless, the parent instead moves the init after (2) (manager.apply, with a
 warm-up child, _create._start_migration_warmup) and sends (3) CGROUP_DONE, which the init waits
 for before its first cgroup/cgroup2 mount and anything else that depends on its cgroups.
+
+Between fork(2) and READY the parent does only what (1)-(5) ask of it: whatever waits for no
+message is done before the fork or after READY (_create.create says why).
 
 Any side may instead send ERROR {"message", "errno", "syscall", "path"} and exit; the parent
 then kills the init, removes the cgroup and the state directory (a failed create leaves nothing).

@@ -128,8 +128,13 @@ class FakeKernel:
                 frozen = data.strip()
                 (Path(directory) / "cgroup.events").write_text(f"populated 1\nfrozen {frozen}\n")
 
+        def write_lines(directory: str, name: str, lines: list[str]) -> None:
+            for data in lines:
+                write(directory, name, data)
+
         monkeypatch.setattr(_fs, "mkdir", mkdir)
         monkeypatch.setattr(_fs, "write", write)
+        monkeypatch.setattr(_fs, "write_lines", write_lines)
 
     # -- trees
     def v1_layout(self, controllers: tuple[str, ...] = tuple(V1_FILES)) -> Layout:

@@ -369,3 +369,33 @@ def test_verify_checks_membership_without_writing(kernel: FakeKernel, mgr: V1Man
     kernel.set_own_cgroup("8:pids:/tcontainer-c1\n4:memory:/process_api/abc\n", pid=4245)
     with pytest.raises(KernelError, match="memory:/process_api/abc"):
         mgr.verify(4245)
+
+
+def test_create_tries_the_container_cgroup_first(kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinycontainer.linux.cgroups import _fs
+
+    kernel.set_own_cgroup(OWN)
+    layout = kernel.v1_layout(("pids", "memory"))
+    kernel.mkcgroup(kernel.v1_root / "pids/a/b")  # pids: only the leaf is missing
+    tried: list[str] = []
+    real_mkdir = _fs.mkdir
+
+    def mkdir(path: str) -> bool:
+        tried.append(path)
+        return real_mkdir(path)
+
+    monkeypatch.setattr(_fs, "mkdir", mkdir)
+    m = cgroups.create_manager("/a/b/c1", "c1", layout=layout, proc=str(kernel.proc))
+    m.create()
+    pids, memory = kernel.v1_root / "pids/a", kernel.v1_root / "memory/a"
+    # one mkdir where the parents exist; where they do not, the leaf, then top-down
+    assert tried == [
+        str(memory / "b/c1"),
+        str(memory / "b"),
+        str(memory),
+        str(memory / "b"),
+        str(memory / "b/c1"),
+        str(pids / "b/c1"),
+    ]
+    created = m.to_dict()["created"]
+    assert created == [str(memory), str(memory / "b"), str(memory / "b/c1"), str(pids / "b/c1")]

@@ -181,3 +181,71 @@ def test_cgroup_layout_skips_malformed_lines() -> None:
     )
     layout = mounts.cgroup_layout_from(text, "5:pids:/c\n3:cpu,cpuacct:/c\n0::/\n")
     assert layout.v1_binds == [("/sys/fs/cgroup/pids/c", "pids"), ("/sys/fs/cgroup/cpu,cpuacct/c", "cpu,cpuacct")]
+
+
+def test_plan_rootfs_reads_the_cgroup_mounts_only_for_a_cgroup_mount_in_our_cgroup_namespace(tmp_path: Path) -> None:
+    (tmp_path / "rootfs").mkdir()
+    spec = runc_spec()
+    spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"})
+    plan = rootfs.plan_rootfs(oci.Config.from_dict(spec), str(tmp_path), same_mount_ns=True)
+    mountinfo = mounts.read_proc_text("/proc/self/mountinfo")
+    assert plan.cgroup_mounts == mounts.cgroup_mounts_from(mountinfo)
+    # read even when nothing else needs mountinfo (everything private: no mount point read)
+    spec["linux"]["rootfsPropagation"] = "rprivate"
+    assert rootfs.plan_rootfs(oci.Config.from_dict(spec), str(tmp_path), same_mount_ns=True).cgroup_mounts is not None
+    # not in the caller's namespaces, or the init enters a cgroup namespace: it reads them itself
+    assert rootfs.plan_rootfs(oci.Config.from_dict(spec), str(tmp_path)).cgroup_mounts is None
+    spec["linux"]["namespaces"].append({"type": "cgroup"})
+    assert rootfs.plan_rootfs(oci.Config.from_dict(spec), str(tmp_path), same_mount_ns=True).cgroup_mounts is None
+    # no cgroup mount: nothing to read
+    spec = runc_spec()
+    spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
+    assert rootfs.plan_rootfs(oci.Config.from_dict(spec), str(tmp_path), same_mount_ns=True).cgroup_mounts is None
+
+
+def test_cgroup_layout_from_planned_mounts_is_the_same_layout() -> None:
+    text = (
+        "30 29 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro,mode=755\n"
+        "32 30 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+        "33 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpuacct,cpu\n"
+        "34 30 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+    )
+    own = "6:name=systemd:/\n5:pids:/c\n3:cpu,cpuacct:/c\n"
+    planned = mounts.cgroup_mounts_from(text)
+    assert [point for _root, point, _type, _opts in planned] == [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpu,cpuacct",
+        "/sys/fs/cgroup/systemd",
+    ]
+    assert mounts.layout_from_cgroup_mounts(planned, own) == mounts.cgroup_layout_from(text, own)
+    assert mounts.layout_from_cgroup_mounts(planned, own).v1_binds[-1] == ("/sys/fs/cgroup/systemd", "systemd")
+
+
+def test_prepare_uses_the_planned_cgroup_mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "bundle" / "rootfs").mkdir(parents=True)
+    source = tmp_path / "cg" / "pids"
+    source.mkdir(parents=True)
+    spec = runc_spec()
+    spec["mounts"] = [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]
+    config = oci.Config.from_dict(spec)
+    plan = rootfs.plan_rootfs(config, str(tmp_path / "bundle"))
+    planned = [("/", "/sys/fs/cgroup/pids", "cgroup", frozenset({"rw", "pids"}))]
+    plan.cgroup_mounts = planned
+
+    def no_reading(*_args: object) -> None:
+        raise AssertionError("the init read mountinfo although the plan has the cgroup mounts")
+
+    monkeypatch.setattr(mounts, "host_cgroup_layout", no_reading)
+    monkeypatch.setattr(mounts, "read_proc_text", lambda path: f"read {path}")
+    seen: list[object] = []
+
+    def layout(cgroup_mounts: object, proc_cgroup: str) -> mounts.CgroupLayout:
+        seen.append((cgroup_mounts, proc_cgroup))
+        return mounts.CgroupLayout(unified=False, v1_binds=[(str(source), "pids")])
+
+    monkeypatch.setattr(mounts, "layout_from_cgroup_mounts", layout)
+    fake = FakeSyscalls()
+    rootfs.prepare_rootfs(config, str(tmp_path / "bundle"), fake, rootfs_plan=plan)
+    assert seen == [(planned, "read /proc/self/cgroup")]
+    binds = [c for c in fake.kernel_calls(os.path.realpath(tmp_path / "bundle" / "rootfs")) if c[0] == "mount"]
+    assert ("mount", str(source), "/sys/fs/cgroup/pids", None, C.MS_BIND | C.MS_REC, None) in binds

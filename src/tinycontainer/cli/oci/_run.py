@@ -55,7 +55,7 @@ def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container
         after_create(container)
     console_fd: int | None = getattr(container, "console_fd", None)
     if args.detach:
-        container.start()
+        container.start(fresh_state=True)
         return 0
     pid = container.pid
 
@@ -65,7 +65,7 @@ def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
-        container.start()
+        container.start(fresh_state=True)
         if console_fd is not None:
             from ...runtime._console import proxy  # termios/tty: only for a terminal
 
@@ -77,7 +77,7 @@ def run(rt: Runtime, args: argparse.Namespace, after_create: Callable[[Container
             signal.signal(sig, handler)
         if not args.keep:
             with suppressed(Exception):
-                container.delete(force=True)
+                container.delete(force=True, fresh_state=True)
     return status
 
 

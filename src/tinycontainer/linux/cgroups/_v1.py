@@ -51,6 +51,7 @@ class V1Manager(BaseManager):
         self.cgroups = {c: cgroups[c] for c in hierarchies}
         super().__init__(_display(self.cgroups), created=created, rootless=rootless, proc=proc)
         self.hierarchies = dict(hierarchies)
+        self._paths: dict[str, str] | None = None
 
     # -- bookkeeping
     def to_dict(self) -> dict[str, object]:
@@ -83,7 +84,10 @@ class V1Manager(BaseManager):
         )
 
     def paths(self) -> dict[str, str]:
-        return {c: h.directory(self.cgroups[c]) for c, h in sorted(self.hierarchies.items())}
+        # Worked out once: create asks for them several times (each a normpath per hierarchy).
+        if self._paths is None:
+            self._paths = {c: h.directory(self.cgroups[c]) for c, h in sorted(self.hierarchies.items())}
+        return dict(self._paths)
 
     def _dir(self, controller: str) -> str | None:
         h = self.hierarchies.get(controller)
@@ -217,8 +221,15 @@ class V1Manager(BaseManager):
             writes += self._devices(resources.devices)
         if writes and self.rootless and not all(os.path.isdir(d) for d, _, _ in writes):
             raise UnsupportedError("resource limits need writable cgroups, which this rootless v1 host does not give")
-        for directory, name, data in writes:
-            _fs.write(directory, name, data)
+        # Consecutive writes to one file (the device rules) share an open file.
+        i = 0
+        while i < len(writes):
+            directory, name, _ = writes[i]
+            j = i + 1
+            while j < len(writes) and writes[j][0] == directory and writes[j][1] == name:
+                j += 1
+            _fs.write_lines(directory, name, [data for _, _, data in writes[i:j]])
+            i = j
 
     def _memory(self, m: oci.Memory) -> list[tuple[str, str, str]]:
         out: list[tuple[str, str, str]] = []
