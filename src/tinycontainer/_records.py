@@ -3,7 +3,7 @@
 The engine (``tinycontainer.runtime``) forgets a container once it is deleted; docker-style
 containers outlive their process (``ps -a``, ``logs``, ``restart``, ``rm``). Each one has a
 directory ``<lib>/containers/<id>/`` holding ``record.json`` (written with temp file + rename(2),
-so readers never see half a file; changed under an exclusive flock(2) on ``lock``), the bundle
+so readers never see half a file; changed under an exclusive flock(2) on the directory), the bundle
 and the log. Names are symlinks ``<lib>/names/<name> -> <id>``: symlink(2) fails with EEXIST
 when the name exists, so of several concurrent CLIs wanting one name exactly one wins.
 """
