@@ -608,13 +608,7 @@ def main() -> int:
             "crun": sl.first_line(["crun", "--version"]),
         },
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "podman_run.json"), "w") as f:
-        json.dump({"meta": meta, "results": rows, **seen}, f, indent=1)
-    md = markdown(meta, rows, seen)
-    with open(os.path.join(args.out, "podman_run.md"), "w") as f:
-        f.write(md)
-    print(md)
+    sl.write_results(args.out, "podman_run", {"meta": meta, "results": rows, **seen}, markdown(meta, rows, seen))
     return 0
 
 

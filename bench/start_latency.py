@@ -431,14 +431,18 @@ def main() -> int:
         "versions": {tool: first_line([tool, "--version"]) for tool in ("runc", "crun", "bwrap") if shutil.which(tool)},
         "code_pack": pack,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "start_latency.json"), "w") as f:
-        json.dump({"meta": meta, "results": rows, **extra}, f, indent=1)
-    md = markdown(meta, rows, extra)
-    with open(os.path.join(args.out, "start_latency.md"), "w") as f:
+    write_results(args.out, "start_latency", {"meta": meta, "results": rows, **extra}, markdown(meta, rows, extra))
+    return 0
+
+
+def write_results(out: str, name: str, data: dict[str, Any], md: str) -> None:
+    """``out/name.json`` and ``out/name.md``; the markdown is printed too."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
         f.write(md)
     print(md)
-    return 0
 
 
 if __name__ == "__main__":
