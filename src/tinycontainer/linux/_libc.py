@@ -19,7 +19,7 @@ if not TYPE_CHECKING:
     # classes and imports struct and types, ~3 ms of every container start. We need a dozen
     # C types, function pointers from the C library, structures, arrays and byref. Type
     # checkers see ctypes' own declarations of the same names (the branch below).
-    from _ctypes import POINTER, Array, Structure, _SimpleCData, addressof, byref, get_errno, sizeof
+    from _ctypes import Array, Structure, _SimpleCData, addressof, byref, get_errno, sizeof
 
     class c_byte(_SimpleCData):
         _type_ = "b"
@@ -57,7 +57,6 @@ if not TYPE_CHECKING:
 if TYPE_CHECKING:
     from collections.abc import Callable
     from ctypes import (
-        POINTER,
         Array,
         Structure,
         addressof,
@@ -307,7 +306,9 @@ class _Statfs(Structure):
     _fields_ = [("f_type", c_long), ("_rest", c_byte * 112)]
 
 
-_fstatfs = _fn("fstatfs", _c_int, _c_int, POINTER(_Statfs))
+# Pointer arguments are declared void * (c_void_p takes byref(), arrays and None): each
+# POINTER(type) is a new ctypes class, ~10 µs of every start.
+_fstatfs = _fn("fstatfs", _c_int, _c_int, _c_void_p)
 
 
 def fstatfs_type(fd: int, path: str | None = None) -> int:
@@ -495,7 +496,7 @@ SOCK_DGRAM = 2
 SOCK_SEQPACKET = 5
 SOCK_CLOEXEC = 0o2000000
 _socket = _fn("socket", _c_int, _c_int, _c_int, _c_int)
-_socketpair = _fn("socketpair", _c_int, _c_int, _c_int, _c_int, POINTER(_c_int))
+_socketpair = _fn("socketpair", _c_int, _c_int, _c_int, _c_int, _c_void_p)
 
 
 def socket(domain: int, type_: int, protocol: int = 0) -> int:
@@ -512,7 +513,7 @@ class _Rlimit64(Structure):
     _fields_ = (("rlim_cur", c_uint64), ("rlim_max", c_uint64))
 
 
-_prlimit64 = _fn("prlimit64", _c_int, _c_int, _c_int, POINTER(_Rlimit64), POINTER(_Rlimit64))
+_prlimit64 = _fn("prlimit64", _c_int, _c_int, _c_int, _c_void_p, _c_void_p)
 
 
 def setrlimit(resource: int, soft: int, hard: int) -> None:

@@ -59,10 +59,68 @@ def _type_hints(cls: Any) -> dict[str, Any]:
             if isinstance(annotation, str):
                 key = (klass.__module__, annotation)
                 if key not in _EVALUATED:
-                    _EVALUATED[key] = eval(annotation, namespace, _ANNOTATION_NAMES)
+                    _EVALUATED[key] = _evaluate(annotation, namespace)
                 annotation = _EVALUATED[key]
             hints[name] = annotation
     return hints
+
+
+def _evaluate(annotation: str, namespace: dict[str, Any]) -> Any:
+    """eval(annotation) for the annotations the records write (``str``, ``int | None``,
+    ``list[Mount] | None``, ``dict[str, Any]``), built with the same operators eval would apply.
+    eval() compiles each text first: ~8 µs apiece, ~0.25 ms of decoding the first config.
+    Any other text is eval()'d."""
+    try:
+        value, end = _union(annotation, 0, namespace)
+    except (AttributeError, KeyError, ValueError):
+        value, end = None, -1
+    if end != len(annotation):
+        return eval(annotation, namespace, _ANNOTATION_NAMES)
+    return value
+
+
+def _union(text: str, pos: int, namespace: dict[str, Any]) -> tuple[Any, int]:
+    """``atom ( " | " atom )*`` from text[pos:]: (the type, the position after it)."""
+    value, pos = _atom(text, pos, namespace)
+    while text.startswith(" | ", pos):
+        right, pos = _atom(text, pos + 3, namespace)
+        value = value | right
+    return value, pos
+
+
+def _atom(text: str, pos: int, namespace: dict[str, Any]) -> tuple[Any, int]:
+    """``NAME`` or ``NAME[union, ...]``: a KeyError or ValueError for anything else."""
+    end = pos
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    name = text[pos:end]
+    if not name.isidentifier():
+        raise ValueError(name)
+    value = _name(name, namespace)
+    if not text.startswith("[", end):
+        return value, end
+    args: list[Any] = []
+    pos = end + 1
+    while True:
+        arg, pos = _union(text, pos, namespace)
+        args.append(arg)
+        if text.startswith("]", pos):
+            return value[args[0] if len(args) == 1 else tuple(args)], pos + 1
+        if not text.startswith(", ", pos):
+            raise ValueError(text)
+        pos += 2
+
+
+def _name(name: str, namespace: dict[str, Any]) -> Any:
+    """What eval() finds for ``name`` with _ANNOTATION_NAMES as locals and ``namespace`` as globals."""
+    if name == "None":
+        return None
+    if name in _ANNOTATION_NAMES:
+        return _ANNOTATION_NAMES[name]
+    if name in namespace:
+        return namespace[name]
+    builtins = namespace.get("__builtins__", __builtins__)
+    return builtins[name] if isinstance(builtins, dict) else getattr(builtins, name)
 
 
 _FIELDS: dict[type, tuple[tuple[str, str, Any], ...]] = {}

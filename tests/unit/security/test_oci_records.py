@@ -9,7 +9,7 @@ import pytest
 from tinycontainer.linux.cgroups import Hierarchy
 from tinycontainer.linux.mounts import MountOptions
 from tinycontainer.oci import _codec, _runtime_spec
-from tinycontainer.oci._record import FrozenInstanceError, is_record, record
+from tinycontainer.oci._record import FrozenInstanceError, field, fields, is_record, record
 
 
 def test_type_hints_equal_typing_get_type_hints() -> None:
@@ -65,3 +65,48 @@ def test_keyword_only_record_refuses_positional_arguments() -> None:
     with pytest.raises(TypeError):
         Point()  # type: ignore[call-arg]
     assert Point.__hash__ is None  # mutable: unhashable, as dataclasses makes it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "str",
+        "int | None",
+        "list[str] | None",
+        "dict[str, Any]",
+        "Root | None",
+        "dict[str, TimeOffset] | None",
+        "dict[str, int | None]",
+        "tuple[int, ...]",
+        "list[list[int]]",
+        "dict[str,int]",
+        "Memory | CPU | None",
+    ],
+)
+def test_annotation_fast_path_builds_what_eval_builds(text: str) -> None:
+    namespace = vars(_runtime_spec)
+    assert _codec._evaluate(text, namespace) == eval(text, namespace, {"Any": _codec.ANY})
+
+
+def test_unknown_annotation_name_fails_as_eval_does() -> None:
+    with pytest.raises(NameError):
+        _codec._evaluate("list[NoSuchRecord] | None", vars(_runtime_spec))
+
+
+def test_record_fields_and_defaults_survive_lazy_planning() -> None:
+    @record(frozen=True)
+    class Box:
+        size: int
+        tags: list[str] = field(default_factory=list)
+        label: str = "x"
+
+    assert Box.label == "x" and not hasattr(Box, "tags")  # markers become plain defaults
+    a, b = Box(size=1), Box(size=1)
+    assert a.tags == [] and a.tags is not b.tags
+    assert list(vars(a)) == ["size", "tags", "label"]
+    assert [f.name for f in fields(Box)] == ["size", "tags", "label"]
+    assert repr(a) == "Box(size=1, tags=[], label='x')"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        Box(size=1, tags=[], colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="missing required keyword argument: 'size'"):
+        Box(label="y")  # type: ignore[call-arg]
