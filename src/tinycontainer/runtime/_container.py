@@ -317,7 +317,9 @@ class Container:
                     # have no effect (runc and crun delete a "created" one anyway).
                     raise WrongStatus(self.id, status.value, "stopped (use --force)")
                 self._kill_everything()
-            mgr = self._manager()
+            # A fresh state's driver is the one create made (cached by Runtime.create); another
+            # handle's cache may predate a refresh, so it loads the state's.
+            mgr = self.cgroup() if fresh_state else self._manager()
             if mgr is not None:
                 mgr.destroy()
             poststop = None
@@ -391,4 +393,7 @@ class Runtime:
         result = create(self.store, container_id, bundle, config, CreateOptions(**options))
         container = Container(self.store, container_id, result.state)
         container.console_fd = result.console_fd  # type: ignore[attr-defined]
+        # The driver create used, which saved what _manager() would load back: ``run`` removes
+        # the cgroups with it, without decoding the state's copy (delete(fresh_state=True)).
+        container._cgroup_cache = (result.manager,)
         return container

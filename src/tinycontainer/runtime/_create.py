@@ -55,6 +55,8 @@ class Created:
     pid: int
     state: dict[str, Any]
     console_fd: int | None
+    # The cgroup driver that made the container's cgroups (what state["cgroup"] loads back to)
+    manager: Any = None
 
 
 def load_bundle_config(bundle: str) -> oci.Config:
@@ -296,6 +298,7 @@ def create(
             new_cgroupns=new_cgroup,
             new_keyring=not options.no_new_keyring,
             cgroup_tasks=cgroup_tasks,
+            report_joined=direct and cgroup_tasks is not None,
             init_unshares=flags & ~C.CLONE_NEWPID if direct else 0,
             argv_area=_argv_area(),
             rootfs_plan=rootfs_plan,
@@ -318,6 +321,24 @@ def create(
         child_sock.close()
         child_sock = None
 
+        staged = None
+        if ctx.report_joined:
+            # (2) the init moved itself into its cgroups: what READY would otherwise wait for
+            # (the cgroup check, the init's start time, the state with its pid) is done now,
+            # on the other CPU, while the init builds its mounts. Our child, not reaped: its
+            # pid stays its own until we wait(2) for it. The state goes in only after READY:
+            # until then the container is "creating" (derive_status).
+            _sync.recv(parent_sock, _sync.JOINED, SETUP_TIMEOUT)
+            try:
+                manager.verify(init_pid)
+            except (OSError, TinyContainerError):
+                # An init that failed just after JOINED has exited, and an exited task shows the
+                # root cgroups (kernel/cgroup: cgroup_exit): its ERROR, queued before it exited,
+                # says why, not this check.
+                _sync.raise_pending_error(parent_sock)
+                raise
+            init_start = _start_time(init_pid)
+            staged = store.stage(container_id, _final_state(state, init_pid, init_start))
         if new_user:
             _sync.recv(parent_sock, _sync.USERNS, SETUP_TIMEOUT)
             write_id_maps(intermediate, config, options.rootless)
@@ -367,22 +388,22 @@ def create(
             _hooks.run_hooks(hooks.create_runtime, hstate, "createRuntime")
             _sync.send(parent_sock, _sync.HOOKS_DONE)
         _sync.recv(parent_sock, _sync.READY, None if config.hooks else SETUP_TIMEOUT)
-        if direct:
-            # Our child, not reaped: its pid stays its own until we wait(2) for it.
-            st = proc.read_stat(init_pid)
-            init_start = st.start_time if st else 0
-        if cgroup_tasks is not None:
-            manager.verify(init_pid)  # the init moved itself: check it, as apply() does
+        if staged is None:
+            if direct:
+                # Our child, not reaped: its pid stays its own until we wait(2) for it.
+                init_start = _start_time(init_pid)
+            if cgroup_tasks is not None:
+                manager.verify(init_pid)  # the init moved itself: check it, as apply() does
         os.close(fifo_fd)  # from now on only the init holds the read end: ``start`` relies on it
         fifo_fd = -1
         _close_tasks(cgroup_tasks)
         # One state write for the init: while "creating", status and ``state`` never read the
         # pid (derive_status), so writing it before READY would only cost the init time.
-        state.update(pid=init_pid, pid_start=init_start)
-        state.pop("creating", None)
-        state.pop("creator_pid", None)
-        state.pop("creator_start", None)
-        store.write(container_id, state)
+        state = _final_state(state, init_pid, init_start)
+        if staged is not None:
+            store.commit(container_id, staged)
+        else:
+            store.write(container_id, state)
         if options.pid_file:
             write_pid_file(options.pid_file, init_pid)
     except BaseException:
@@ -407,6 +428,8 @@ def create(
             _reap(warmer)  # it may still sit in a cgroup, which rmdir(2) would refuse
             warmer = 0
         with suppressed(Exception):
+            _kill_leftovers(manager)
+        with suppressed(Exception):
             manager.destroy()
         store.remove(container_id)
         raise
@@ -420,7 +443,7 @@ def create(
             parent_sock.close()
         if child_sock is not None:
             child_sock.close()
-    return Created(pid=init_pid, state=state, console_fd=console_fd)
+    return Created(pid=init_pid, state=state, console_fd=console_fd, manager=manager)
 
 
 # The hierarchy the warm-up child joins: one whose membership costs the container nothing.
@@ -486,6 +509,31 @@ def _fork_init(ctx: _init.InitContext, parent_sock: _sync.Channel, *, new_pidns:
                 ctx.syscalls.setns(own, C.CLONE_NEWPID, "/proc/self/ns/pid")
             finally:
                 os.close(own)
+
+
+def _kill_leftovers(manager: _cgroups.CgroupManager, timeout: float = 5.0) -> None:
+    """Kill what is still in the container's cgroups after a failed create: an init whose pid
+    never reached us (the intermediate failed after forking it) moved itself in first thing,
+    and rmdir(2) refuses a cgroup that holds a process."""
+    if not manager.pids():
+        return
+    manager.kill_all(signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while manager.pids() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _start_time(pid: int) -> int:
+    st = proc.read_stat(pid)
+    return st.start_time if st else 0
+
+
+def _final_state(state: dict[str, Any], pid: int, pid_start: int) -> dict[str, Any]:
+    """The state once create is done: the init's pid, no longer "creating"."""
+    final = dict(state, pid=pid, pid_start=pid_start)
+    for key in ("creating", "creator_pid", "creator_start"):
+        final.pop(key, None)
+    return final
 
 
 def _argv_area() -> tuple[int, int] | None:

@@ -56,6 +56,8 @@ class InitContext:
     # parent: the init moves itself in first thing (V1Manager.self_attach_paths says why).
     # None: the parent moves the init and sends (3) CGROUP_DONE.
     cgroup_tasks: list[tuple[int, str]] | None = None
+    # Send (2) JOINED once in them (the runtime forked us directly: no PID message to race with)
+    report_joined: bool = False
     # Clone flags the init unshares itself: set when the runtime forked it directly, without
     # the intermediate (which otherwise unshares them before forking the init)
     init_unshares: int = 0
@@ -100,13 +102,23 @@ def _intermediate(ctx: InitContext) -> None:
         sys.unshare(flags)
     if flags & C.CLONE_NEWTIME:
         _write_time_offsets(ctx.config)
+    # The init shares our socket to the parent and must send nothing before (2) PID: with
+    # nothing else to wait for it could reach READY (or fail) first, and a parent that never
+    # learnt its pid could neither wait for nor kill it. It reads this pipe first.
+    pid_sent_r, pid_sent_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        init_main(ctx, opened)
-    namespaces.close_all(opened)
-    _close_tasks(ctx)
-    # (2) the init's pid as the parent sees it (we are still in the parent's pid namespace)
-    _sync.send(ctx.sock, _sync.PID, pid=pid)
+        os.close(pid_sent_w)
+        init_main(ctx, opened, after_pid_sent=pid_sent_r)
+    os.close(pid_sent_r)
+    try:
+        namespaces.close_all(opened)
+        _close_tasks(ctx)
+        # (2) the init's pid as the parent sees it (we are still in the parent's pid namespace)
+        _sync.send(ctx.sock, _sync.PID, pid=pid)
+        os.write(pid_sent_w, b"1")
+    finally:
+        os.close(pid_sent_w)  # should we fail, the init reads EOF: the parent has our ERROR
 
 
 def _write_time_offsets(config: oci.Config) -> None:
@@ -126,7 +138,11 @@ def _write_time_offsets(config: oci.Config) -> None:
 # ---------------------------------------------------------------- init
 
 
-def init_main(ctx: InitContext, opened: list[tuple[str, int, str]]) -> NoReturn:
+def init_main(ctx: InitContext, opened: list[tuple[str, int, str]], after_pid_sent: int = -1) -> NoReturn:
+    if after_pid_sent >= 0:  # forked by the intermediate: see _intermediate
+        with suppressed(OSError):
+            os.read(after_pid_sent, 1)
+        os.close(after_pid_sent)
     # PID 1's cmdline is readable inside the container: show ours, not the caller's argv.
     with suppressed(OSError, ValueError, IndexError):
         proc_info.set_cmdline("tcontainer-init", ctx.argv_area)
@@ -181,6 +197,9 @@ def _init(ctx: InitContext, opened: list[tuple[str, int, str]]) -> bool:
     # /proc/PID/exe (the host interpreter) opened by processes in the container.
     sys.prctl(C.PR_SET_DUMPABLE, 0)
     _move_into_cgroups(ctx)
+    if ctx.report_joined:
+        # (2) the parent checks our cgroups and stages its state while we build the mounts
+        _sync.send(ctx.sock, _sync.JOINED)
     if ctx.init_unshares:
         sys.unshare(ctx.init_unshares)
     if ctx.new_keyring:

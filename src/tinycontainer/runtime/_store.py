@@ -91,6 +91,14 @@ class Store:
         else:
             _swap_in(self.dir(container_id), STATE_FILE, data)
 
+    def stage(self, container_id: str, state: dict[str, Any]) -> str:
+        """Write ``state`` beside the current one, to be put in by :meth:`commit`; its path.
+        Until then readers see the current state; remove() deletes a staged one left over."""
+        return _write_temporary(self.dir(container_id), STATE_FILE, _json.dumps(state, compact=True).encode())
+
+    def commit(self, container_id: str, staged: str) -> None:
+        _swap(staged, os.path.join(self.dir(container_id), STATE_FILE))
+
     def remove(self, container_id: str) -> None:
         directory = self.dir(container_id)
         with suppressed(FileNotFoundError):
@@ -135,10 +143,12 @@ def _swap_in(directory: str, name: str, data: bytes) -> None:
     data on a rename over an existing file (see _libc.renameat2). Readers still see the old or
     the new file whole; only a crash right after the swap leaves the old one under a hidden
     temporary name, which remove() deletes with the directory."""
+    _swap(_write_temporary(directory, name, data), os.path.join(directory, name))
+
+
+def _swap(tmp: str, target: str) -> None:
     from ..linux import _libc  # the runtime's create has it loaded already
 
-    target = os.path.join(directory, name)
-    tmp = _write_temporary(directory, name, data)
     try:
         _libc.renameat2(tmp, target, _libc.RENAME_EXCHANGE)
     except OSError:

@@ -15,9 +15,11 @@ The ladder (numbers are the sync points both sides mark in their code)::
     write uid_map/gid_map
       --- (1) USERNS_DONE ----->
                                  unshare(other namespaces, PID, TIME)
-                                 fork --------------------------->  non-dumpable, moves itself into
-      <-- (2) PID {pid} -------- exit                              its cgroups (the tasks files),
-    reap intermediate                                             keyring, mounts, cgroupns,
+                                 fork --------------------------->  waits until (2) is sent (a pipe
+      <-- (2) PID {pid} -------- release the init, exit            from the intermediate), then:
+    reap intermediate                                             non-dumpable, moves itself into
+                                                                  its cgroups (the tasks files),
+                                                                  keyring, mounts, cgroupns,
                                                                   /dev nodes, console
       <-- (4) CONSOLE + fd --------------------------------------  (only with process.terminal)
       <-- (5) HOOKS ---------------------------------------------  (only with prestart/createRuntime hooks)
@@ -27,20 +29,23 @@ The ladder (numbers are the sync points both sides mark in their code)::
                                                                   rlimits, user, caps, [seccomp]
       <-- (6) READY ---------------------------------------------
     /proc/PID/cgroup checked,                                     wait on exec.fifo until ``start``
-    state.json with the pid, pid file
+    state.json with the pid, pid file   (both staged at (2) JOINED for a direct init)
                                                                   startContainer hooks, [seccomp], execve
 
 Without user, joined or time namespaces and with the init to be the caller's child (subreaper),
-the parent forks the init itself (_create._fork_init): no intermediate, no (1) and (2). On
+the parent forks the init itself (_create._fork_init): no intermediate and no (1); (2) is then
+JOINED, sent by the init once it moved itself into its v1 cgroups, and the parent checks them and
+stages the state with the init's pid while the init builds its mounts (renamed in after READY). On
 cgroup v2 and rootless, the parent instead moves the init after (2) (manager.apply, with a
 warm-up child, _create._start_migration_warmup) and sends (3) CGROUP_DONE, which the init waits
 for before its first cgroup/cgroup2 mount and anything else that depends on its cgroups.
 
-Between fork(2) and READY the parent does only what (1)-(5) ask of it: whatever waits for no
+Between fork(2) and READY the parent does only what (1)-(5) ask of it (JOINED included): whatever waits for no
 message is done before the fork or after READY (_create.create says why).
 
 Any side may instead send ERROR {"message", "errno", "syscall", "path"} and exit; the parent
-then kills the init, removes the cgroup and the state directory (a failed create leaves nothing).
+then kills the init (and whatever is in the container's cgroups: an init whose pid it never
+learnt), removes the cgroup and the state directory (a failed create leaves nothing).
 When the parent moves the init, between (2) and (3) the init works in parallel with it, so its
 ERROR may also arrive in place of PID, or while the parent moves it (see :func:`raise_pending_error`).
 """
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 USERNS = "userns"
 USERNS_DONE = "userns-done"
 PID = "pid"
+JOINED = "joined"
 CGROUP_DONE = "cgroup-done"
 CONSOLE = "console"
 HOOKS = "hooks"

@@ -135,14 +135,18 @@ class BaseManager:
         resolution never lets the leaf be the caller's cgroup, an ancestor of it, or the root.
         Ancestors are removed only when this manager created them, and only when empty.
         """
-        for path in self._directories():
-            _fs.remove_tree(path)
-        targets = set(self._directories())
+        # What is left is known from the rmdir(2) results: no stat(2) per directory afterwards.
+        left: set[str] = set()
+        targets = self._directories()
+        for path in targets:
+            if not _fs.remove_tree(path):
+                left.add(path)
+        leaves = set(targets)
         for path in reversed(self._created):
-            if path not in targets:
-                # An ancestor we made: another container may have a cgroup in it by now.
-                _fs.remove_dir(path)
-        self._created = [p for p in self._created if os.path.isdir(p)]
+            # An ancestor we made: another container may have a cgroup in it by now.
+            if path not in leaves and not _fs.remove_dir(path):
+                left.add(path)
+        self._created = [p for p in self._created if p in left]
 
     def _ensure_moved(self, pid: int, ok: bool, detail: str) -> None:
         if not ok:

@@ -145,8 +145,9 @@ def mkdir(path: str) -> bool:
     return True
 
 
-def remove_tree(path: str, timeout: float = 2.0) -> None:
-    """rmdir ``path`` and every cgroup directory beneath it, deepest first.
+def remove_tree(path: str, timeout: float = 2.0) -> bool:
+    """rmdir ``path`` and every cgroup directory beneath it, deepest first; False when ``path``
+    is left (a child cgroup that would not go).
 
     For the container's own cgroup only: sub-cgroups a container made inside it are its own.
     A directory that is already gone is fine: destroy is idempotent.
@@ -155,17 +156,17 @@ def remove_tree(path: str, timeout: float = 2.0) -> None:
     # stat and directory listing the walk below needs (it runs on every container's exit).
     try:
         _rmdir(path)
-        return
+        return True
     except FileNotFoundError:
-        return
+        return True
     except OSError:
         pass
     if not os.path.isdir(path):
-        return
+        return True
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
         if entry.is_dir(follow_symlinks=False):
             remove_tree(entry.path, timeout)
-    remove_dir(path, timeout)
+    return remove_dir(path, timeout)
 
 
 def remove_dir(path: str, timeout: float = 2.0) -> bool:
