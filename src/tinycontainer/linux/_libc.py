@@ -55,7 +55,6 @@ if not TYPE_CHECKING:
     c_size_t = c_ulong  # LP64: size_t is unsigned long (x86_64 and arm64 Linux)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from ctypes import (
         Array,
         Structure,
@@ -241,21 +240,51 @@ def _buffer(data: bytes) -> Array[c_char]:
 # Structures only some containers need (seccomp, the cgroup v2 device filter) are built on first
 # use (~15-35 µs each at every start otherwise). Building a ctypes class imports nothing, so the
 # container's init may do it after pivot_root(2) (no code is read from the container's files).
+# The bpf(2) attribute layouts are those of union bpf_attr in include/uapi/linux/bpf.h.
+_LAZY_FIELDS: dict[str, list[tuple[str, Any]]] = {
+    "_SockFprog": [("len", c_ushort), ("filter", c_void_p)],
+    "_BpfProgLoadAttr": [
+        ("prog_type", c_uint32),
+        ("insn_cnt", c_uint32),
+        ("insns", c_uint64),
+        ("license", c_uint64),
+        ("log_level", c_uint32),
+        ("log_size", c_uint32),
+        ("log_buf", c_uint64),
+        ("kern_version", c_uint32),
+        ("prog_flags", c_uint32),
+        ("prog_name", c_char * 16),
+        ("prog_ifindex", c_uint32),
+        ("expected_attach_type", c_uint32),
+    ],
+    "_BpfAttachAttr": [
+        ("target_fd", c_uint32),
+        ("attach_bpf_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("attach_flags", c_uint32),
+        ("replace_bpf_fd", c_uint32),
+    ],
+    "_BpfQueryAttr": [
+        ("target_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("query_flags", c_uint32),
+        ("attach_flags", c_uint32),
+        ("prog_ids", c_uint64),
+        ("prog_cnt", c_uint32),
+    ],
+    "_BpfGetFdAttr": [("prog_id", c_uint32), ("next_id", c_uint32), ("open_flags", c_uint32)],
+}
 _LAZY_STRUCTS: dict[str, Any] = {}
 
 
-def _lazy_struct(name: str, fields: Callable[[], list[tuple[str, Any]]]) -> Any:
-    """The Structure class ``name`` with ``fields()``, built once."""
+def _struct(name: str) -> Any:
+    """The Structure class ``name``, with the fields _LAZY_FIELDS lists for it, built once."""
     cls = _LAZY_STRUCTS.get(name)
     if cls is None:
         # type(Structure) is ctypes' metaclass, which lays the fields out (as a class statement would).
         metaclass: Any = type(Structure)
-        cls = _LAZY_STRUCTS[name] = metaclass(name, (Structure,), {"_fields_": fields()})
+        cls = _LAZY_STRUCTS[name] = metaclass(name, (Structure,), {"_fields_": _LAZY_FIELDS[name]})
     return cls
-
-
-def _sock_fprog() -> Any:
-    return _lazy_struct("_SockFprog", lambda: [("len", c_ushort), ("filter", c_void_p)])
 
 
 def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
@@ -266,7 +295,7 @@ def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
     if len(bpf) % 8:
         raise ValueError("seccomp program length must be a multiple of 8")
     buf = _buffer(bpf)
-    prog = _sock_fprog()(len(bpf) // 8, addressof(buf))
+    prog = _struct("_SockFprog")(len(bpf) // 8, addressof(buf))
     ret = _syscall(
         _c_long(C.SYS_SECCOMP),
         _c_ulong(C.SECCOMP_SET_MODE_FILTER),
@@ -328,59 +357,6 @@ _BPF_PROG_GET_FD_BY_ID = 13
 _BPF_PROG_QUERY = 16
 
 
-def _bpf_prog_load_attr() -> Any:
-    return _lazy_struct(
-        "_BpfProgLoadAttr",
-        lambda: [
-            ("prog_type", c_uint32),
-            ("insn_cnt", c_uint32),
-            ("insns", c_uint64),
-            ("license", c_uint64),
-            ("log_level", c_uint32),
-            ("log_size", c_uint32),
-            ("log_buf", c_uint64),
-            ("kern_version", c_uint32),
-            ("prog_flags", c_uint32),
-            ("prog_name", c_char * 16),
-            ("prog_ifindex", c_uint32),
-            ("expected_attach_type", c_uint32),
-        ],
-    )
-
-
-def _bpf_attach_attr() -> Any:
-    return _lazy_struct(
-        "_BpfAttachAttr",
-        lambda: [
-            ("target_fd", c_uint32),
-            ("attach_bpf_fd", c_uint32),
-            ("attach_type", c_uint32),
-            ("attach_flags", c_uint32),
-            ("replace_bpf_fd", c_uint32),
-        ],
-    )
-
-
-def _bpf_query_attr() -> Any:
-    return _lazy_struct(
-        "_BpfQueryAttr",
-        lambda: [
-            ("target_fd", c_uint32),
-            ("attach_type", c_uint32),
-            ("query_flags", c_uint32),
-            ("attach_flags", c_uint32),
-            ("prog_ids", c_uint64),
-            ("prog_cnt", c_uint32),
-        ],
-    )
-
-
-def _bpf_get_fd_attr() -> Any:
-    return _lazy_struct(
-        "_BpfGetFdAttr", lambda: [("prog_id", c_uint32), ("next_id", c_uint32), ("open_flags", c_uint32)]
-    )
-
-
 def _bpf(cmd: int, attr: Structure) -> int:
     return int(_syscall(_c_long(_SYS_BPF), _c_int(cmd), byref(attr), c_uint(sizeof(attr))))
 
@@ -396,7 +372,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "", ex
     lic = _buffer(license.encode() + b"\0")
 
     def load(log_level: int, log: Array[c_char] | None) -> int:
-        attr = _bpf_prog_load_attr()()
+        attr = _struct("_BpfProgLoadAttr")()
         attr.prog_type = prog_type
         attr.insn_cnt = len(insns) // 8
         attr.insns = addressof(code)
@@ -422,25 +398,25 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "", ex
 
 
 def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0, path: str | None = None) -> None:
-    attr = _bpf_attach_attr()(target_fd, prog_fd, attach_type, flags, 0)
+    attr = _struct("_BpfAttachAttr")(target_fd, prog_fd, attach_type, flags, 0)
     _check(_bpf(_BPF_PROG_ATTACH, attr), "bpf", path, "BPF_PROG_ATTACH")
 
 
 def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | None = None) -> None:
-    attr = _bpf_attach_attr()(target_fd, prog_fd, attach_type, 0, 0)
+    attr = _struct("_BpfAttachAttr")(target_fd, prog_fd, attach_type, 0, 0)
     _check(_bpf(_BPF_PROG_DETACH, attr), "bpf", path, "BPF_PROG_DETACH")
 
 
 def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) -> list[int]:
     """IDs of the programs attached to the cgroup ``target_fd`` (not inherited ones)."""
     ids = (c_uint32 * 64)()
-    attr = _bpf_query_attr()(target_fd, attach_type, 0, 0, addressof(ids), len(ids))
+    attr = _struct("_BpfQueryAttr")(target_fd, attach_type, 0, 0, addressof(ids), len(ids))
     _check(_bpf(_BPF_PROG_QUERY, attr), "bpf", path, "BPF_PROG_QUERY")
     return [int(ids[i]) for i in range(attr.prog_cnt)]
 
 
 def bpf_prog_get_fd_by_id(prog_id: int) -> int:
-    attr = _bpf_get_fd_attr()(prog_id, 0, 0)
+    attr = _struct("_BpfGetFdAttr")(prog_id, 0, 0)
     return _check(_bpf(_BPF_PROG_GET_FD_BY_ID, attr), "bpf", detail=f"BPF_PROG_GET_FD_BY_ID {prog_id}")
 
 

@@ -1,6 +1,6 @@
 """Mount options and the mount plan: ``config.mounts`` turned into checked, executable data.
 
-Nothing here touches the kernel except :func:`host_cgroup_layout` and :func:`read_proc_text`,
+Nothing here touches the kernel except :func:`host_cgroup_layout` and the file readers,
 which only *read* procfs.
 :mod:`tinycontainer.linux.rootfs` executes the plan.  Keeping the plan pure lets the unit tests
 check every refusal (``/proc`` rules, idmapped mounts, ...) without root.
@@ -15,6 +15,7 @@ from .. import oci
 from .._errors import SpecError, UnsupportedError
 from ..oci._record import field, record
 from . import _consts as C
+from . import proc
 
 # Options that set (first) or clear (second) a mount(2) flag; mount(8) names, as runc accepts them.
 _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
@@ -417,15 +418,7 @@ def _below(path: str, root: str) -> str | None:
 
 
 def read_proc_text(path: str) -> str:
-    """A whole procfs file, with plain read(2)s (open() adds fstat, ioctl and lseek calls)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
+    return proc.read_file(path).decode("utf-8", "surrogateescape")
 
 
 def host_cgroup_layout(mountinfo: str | None = None) -> CgroupLayout:

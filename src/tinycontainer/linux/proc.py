@@ -151,3 +151,16 @@ def set_cmdline(title: str, area: tuple[int, int] | None = None) -> None:
         os.pwrite(fd, data + b"\0" * (size - len(data)), arg_start)
     finally:
         os.close(fd)
+
+
+def read_file(path: str) -> bytes:
+    """A whole file, with plain read(2)s: open() adds fstat, ioctl and lseek calls and the io
+    objects to every read of a procfs file or a container's state."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)

@@ -14,6 +14,7 @@ import os
 import select
 
 from .._errors import ContainerExists, ContainerNotFound, KernelError, SpecError, suppressed
+from ..linux.proc import read_file
 from ..oci import _json
 
 TYPE_CHECKING = False
@@ -72,7 +73,7 @@ class Store:
     def read(self, container_id: str) -> dict[str, Any]:
         path = os.path.join(self.dir(container_id), STATE_FILE)
         try:
-            data: dict[str, Any] = _json.loads(_read_all(path))
+            data: dict[str, Any] = _json.loads(read_file(path))
         except FileNotFoundError:
             if os.path.isdir(os.path.dirname(path)):
                 # The directory exists but create has not written state yet: "creating".
@@ -122,19 +123,6 @@ class Store:
 
     def locked(self, container_id: str) -> locked_dir:
         return locked_dir(self.dir(container_id), container_id)
-
-
-def _read_all(path: str) -> bytes:
-    """The whole file, with plain read(2)s: open() adds fstat, ioctl and lseek calls and the
-    io objects to every status check."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def _swap_in(directory: str, name: str, data: bytes) -> None:

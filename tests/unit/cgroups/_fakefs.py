@@ -104,7 +104,7 @@ class FakeKernel:
         self.v2_root = base / "v2"
         self.proc = base / "proc"
         self.fail: dict[str, int] = {}  # path -> errno to raise on write
-        real_write = _fs.write
+        real_write_lines = _fs.write_lines
         real_mkdir = _fs.mkdir
 
         def mkdir(path: str) -> bool:
@@ -123,7 +123,7 @@ class FakeKernel:
             if name == "cgroup.subtree_control" and os.path.exists(path):
                 self._subtree_control(Path(path), data)
                 return
-            real_write(directory, name, data)
+            real_write_lines(directory, name, [data])
             if name == "cgroup.freeze":
                 frozen = data.strip()
                 (Path(directory) / "cgroup.events").write_text(f"populated 1\nfrozen {frozen}\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,8 @@ SIMPLE_TYPES = {
 
 @pytest.mark.parametrize("name", sorted(SIMPLE_TYPES))
 def test_simple_types_match_ctypes(name: str) -> None:
-    ours, theirs = getattr(_libc, name), SIMPLE_TYPES[name]
+    ours: Any = getattr(_libc, name)
+    theirs: Any = SIMPLE_TYPES[name]
     assert ctypes.sizeof(ours) == ctypes.sizeof(theirs)
     assert ours._type_ == theirs._type_ or name == "c_uint64"  # ctypes may spell it "L" on LP64
 
@@ -42,20 +44,20 @@ def test_structures_have_the_kernel_layouts() -> None:
     assert ctypes.sizeof(_libc._OpenHow) == 24
     assert ctypes.sizeof(_libc._MountAttr) == 32
     assert ctypes.sizeof(_libc._Rlimit64) == 16
-    assert ctypes.sizeof(_libc._sock_fprog()) == 16
+    assert ctypes.sizeof(_libc._struct("_SockFprog")) == 16
     assert ctypes.sizeof(_libc._CapHeader) == 8
     assert ctypes.sizeof(_libc._CapData) == 12
-    assert ctypes.sizeof(_libc._bpf_prog_load_attr()) == 72
+    assert ctypes.sizeof(_libc._struct("_BpfProgLoadAttr")) == 72
     # union bpf_attr's members for BPF_PROG_ATTACH/DETACH, BPF_PROG_QUERY, BPF_PROG_GET_FD_BY_ID
-    assert ctypes.sizeof(_libc._bpf_attach_attr()) == 20
-    assert _libc._bpf_query_attr().prog_ids.offset == 16 and _libc._bpf_query_attr().prog_cnt.offset == 24
-    assert ctypes.sizeof(_libc._bpf_get_fd_attr()) == 12
+    assert ctypes.sizeof(_libc._struct("_BpfAttachAttr")) == 20
+    assert _libc._struct("_BpfQueryAttr").prog_ids.offset == 16 and _libc._struct("_BpfQueryAttr").prog_cnt.offset == 24
+    assert ctypes.sizeof(_libc._struct("_BpfGetFdAttr")) == 12
 
 
 def test_rarely_used_structures_are_built_once_on_first_use() -> None:
-    assert _libc._bpf_prog_load_attr() is _libc._bpf_prog_load_attr()
-    assert _libc._LAZY_STRUCTS["_BpfProgLoadAttr"] is _libc._bpf_prog_load_attr()
-    assert _libc._sock_fprog().__name__ == "_SockFprog"
+    assert _libc._struct("_BpfProgLoadAttr") is _libc._struct("_BpfProgLoadAttr")
+    assert _libc._LAZY_STRUCTS["_BpfProgLoadAttr"] is _libc._struct("_BpfProgLoadAttr")
+    assert _libc._struct("_SockFprog").__name__ == "_SockFprog"
 
 
 def test_a_failing_call_keeps_errno_syscall_and_path() -> None:
@@ -66,7 +68,7 @@ def test_a_failing_call_keeps_errno_syscall_and_path() -> None:
 
 
 def test_raw_syscall_and_buffers() -> None:
-    assert _libc._syscall(_libc.c_long(39)) == os.getpid()  # x86_64 getpid
+    assert _libc._syscall(_libc._c_long(39)) == os.getpid()  # x86_64 getpid
     buf = _libc._buffer(b"a\0b")
     assert buf.raw == b"a\0b" and ctypes.sizeof(buf) == 3
     assert _libc.capget()[1] >= 0

@@ -25,23 +25,7 @@ def _check_name(name: str) -> None:
 
 def write(directory: str, name: str, data: str) -> None:
     """Write ``data`` to ``directory/name`` in one write(2); raise KernelError naming path and data."""
-    _check_name(name)
-    path = os.path.join(directory, name)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise KernelError(exc.errno or errno.EIO, "open", path, f"to write {data!r}") from None
-    try:
-        raw = data.encode()
-        written = os.write(fd, raw)
-        if written != len(raw):
-            raise KernelError(errno.EIO, "write", path, f"short write of {data!r}")
-    except OSError as exc:
-        if isinstance(exc, KernelError):
-            raise
-        raise KernelError(exc.errno or errno.EIO, "write", path, f"data {data!r}") from None
-    finally:
-        os.close(fd)
+    write_lines(directory, name, [data])
 
 
 def write_lines(directory: str, name: str, lines: list[str]) -> None:
@@ -49,9 +33,6 @@ def write_lines(directory: str, name: str, lines: list[str]) -> None:
     file: what :func:`write` does per line, without an open and close each (devices.allow takes
     one rule per write, and a container starts with a dozen)."""
     _check_name(name)
-    if len(lines) == 1:
-        write(directory, name, lines[0])
-        return
     path = os.path.join(directory, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
