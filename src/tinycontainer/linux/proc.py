@@ -119,15 +119,34 @@ def children_in_pidns(pid: int) -> list[int]:
     return sorted(found)
 
 
+# pid -> the fields of /proc/self/stat after the command name, for what stays fixed over a
+# process's life (its start time, its argv area): a library caller creating containers one after
+# another reads them once (inside create that read was seen taking milliseconds there).
+_OWN_STAT: dict[int, list[bytes]] = {}
+
+
+def _own_stat_fields() -> list[bytes]:
+    pid = os.getpid()  # a forked child is another process: its own entry
+    fields = _OWN_STAT.get(pid)
+    if fields is None:
+        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, 4096)  # well below a page: see read_stat
+        finally:
+            os.close(fd)
+        fields = _OWN_STAT[pid] = raw.rsplit(b")", 1)[1].split()
+    return fields
+
+
+def own_start_time() -> int:
+    """This process's start time (field 22 of stat(5)), as :func:`read_stat` gives it."""
+    return int(_own_stat_fields()[19])
+
+
 def argv_area() -> tuple[int, int]:
     """This process's argv area (start, end), for :func:`set_cmdline` in a forked child, which
     shares the layout: read once before fork(2), it spares the child reading it again."""
-    fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        raw = os.read(fd, 4096)  # well below a page: see read_stat
-    finally:
-        os.close(fd)
-    fields = raw.rsplit(b")", 1)[1].split()
+    fields = _own_stat_fields()
     # stat(5): fields 48 and 49 are arg_start and arg_end; fields[0] here is field 3.
     return int(fields[45]), int(fields[46])
 

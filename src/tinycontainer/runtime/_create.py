@@ -237,7 +237,6 @@ def create(
     manager = _cgroups.create_manager(cgroups_path, container_id, rootless=options.rootless)
 
     state_dir = store.create_dir(container_id)
-    me = proc.read_stat(os.getpid())
     state: dict[str, Any] = {
         "id": container_id,
         "pid": 0,
@@ -250,7 +249,7 @@ def create(
         "cgroup": manager.to_dict(),
         "creating": True,
         "creator_pid": os.getpid(),
-        "creator_start": me.start_time if me else 0,
+        "creator_start": proc.own_start_time(),
         "terminal": bool(config.process and config.process.terminal),
         "hook_stages": _later_hook_stages(config),
     }

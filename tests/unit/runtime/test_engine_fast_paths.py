@@ -173,3 +173,27 @@ def test_the_bundle_config_is_read_whole_up_to_the_limit(tmp_path: Path) -> None
         (tmp_path / "f").write_bytes(data)
         assert _create._read_file(str(tmp_path / "f"), 64 << 20) == data
         assert _create._read_file(str(tmp_path / "f"), 1000) == data[:1000]
+
+
+def test_own_stat_is_read_once_per_process_and_matches_proc() -> None:
+    import os
+
+    from tinycontainer.linux import proc
+
+    st = proc.read_stat(os.getpid())
+    assert st is not None and proc.own_start_time() == st.start_time
+    start, end = proc.argv_area()
+    assert 0 < start < end
+    assert os.getpid() in proc._OWN_STAT
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked child reads its own start time, not the cached one of its parent
+        child = proc.read_stat(os.getpid())
+        os.write(w, b"1" if child is not None and proc.own_start_time() == child.start_time else b"0")
+        os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"1"
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
