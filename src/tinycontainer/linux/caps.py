@@ -126,10 +126,17 @@ def last_cap(sys: Syscalls | None = None) -> int:
 
 def drop_bounding_set(keep_mask: int, sys: Syscalls, *, last: int | None = None) -> None:
     """Drop every capability not in ``keep_mask`` from the bounding set (needs CAP_SETPCAP)."""
-    top = last_cap(sys) if last is None else last
-    for number in range(top + 1):
-        if not keep_mask >> number & 1:
-            sys.prctl(C.PR_CAPBSET_DROP, number)
+    drop_from_bounding_set(bounding_to_drop(keep_mask, last_cap(sys) if last is None else last), sys)
+
+
+def bounding_to_drop(keep_mask: int, last: int) -> tuple[int, ...]:
+    """The capability numbers up to ``last`` that ``keep_mask`` does not hold."""
+    return tuple(number for number in range(last + 1) if not keep_mask >> number & 1)
+
+
+def drop_from_bounding_set(numbers: tuple[int, ...], sys: Syscalls) -> None:
+    for number in numbers:
+        sys.prctl(C.PR_CAPBSET_DROP, number)
 
 
 def capability_masks(

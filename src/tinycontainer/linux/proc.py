@@ -172,14 +172,20 @@ def set_cmdline(title: str, area: tuple[int, int] | None = None) -> None:
         os.close(fd)
 
 
-def read_file(path: str) -> bytes:
-    """A whole file, with plain read(2)s: open() adds fstat, ioctl and lseek calls and the io
-    objects to every read of a procfs file or a container's state."""
+def read_file(path: str, limit: int | None = None) -> bytes:
+    """A whole file (at most ``limit`` bytes of it), with plain read(2)s: open() adds fstat,
+    ioctl and lseek calls and the io objects to every read of a procfs file, a container's
+    state or a bundle's config."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
-        while chunk := os.read(fd, 65536):
+        size = 0
+        while limit is None or size < limit:
+            chunk = os.read(fd, 65536 if limit is None else min(65536, limit - size))
+            if not chunk:
+                break
             chunks.append(chunk)
+            size += len(chunk)
     finally:
         os.close(fd)
     return b"".join(chunks)

@@ -75,11 +75,14 @@ def prepare_in_parent(plan: ProcessPlan) -> None:
     """Fill the plan's precomputed fields; call it in the parent right before fork(2) (the
     signal dispositions the child inherits are those of that moment)."""
     caps = plan.process.capabilities
-    bounding = (caps.bounding if caps else None) or []
-    keep = _caps.mask_from_names(bounding, field="process.capabilities.bounding")
-    plan.bounding_drop = tuple(n for n in range(_caps.last_cap() + 1) if not keep >> n & 1)
+    plan.bounding_drop = _caps.bounding_to_drop(_bounding_keep_mask(caps), _caps.last_cap())
     plan.capability_masks = _caps.capability_masks(caps)
     plan.ignored_signals = ignored_signals()
+
+
+def _bounding_keep_mask(caps: oci.Capabilities | None) -> int:
+    bounding = (caps.bounding if caps else None) or []
+    return _caps.mask_from_names(bounding, field="process.capabilities.bounding")
 
 
 def ignored_signals() -> tuple[int, ...]:
@@ -236,12 +239,10 @@ def drop_privileges(plan: ProcessPlan, sys: Syscalls) -> None:
     # The bounding set is dropped first: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective
     # set, which a switch to a non-root uid clears.
     caps = proc.capabilities
-    if plan.bounding_drop is not None:
-        for number in plan.bounding_drop:
-            sys.prctl(C.PR_CAPBSET_DROP, number)
-    else:
-        bounding = (caps.bounding if caps else None) or []
-        _caps.drop_bounding_set(_caps.mask_from_names(bounding, field="process.capabilities.bounding"), sys)
+    numbers = plan.bounding_drop
+    if numbers is None:
+        numbers = _caps.bounding_to_drop(_bounding_keep_mask(caps), _caps.last_cap(sys))
+    _caps.drop_from_bounding_set(numbers, sys)
     switch_user(proc.user, sys)
     _caps.apply_capabilities(caps, sys, masks=plan.capability_masks)
     sys.prctl(C.PR_SET_KEEPCAPS, 0)

@@ -63,39 +63,20 @@ def load_bundle_config(bundle: str) -> oci.Config:
     return _load_bundle(bundle)[0]
 
 
+_MAX_CONFIG = 64 << 20
+
+
 def _load_bundle(bundle: str) -> tuple[oci.Config, bytes]:
     """The bundle's config, and the bytes it was parsed from."""
     path = os.path.join(bundle, "config.json")
     try:
-        raw = _read_file(path, _MAX_CONFIG)
+        raw = proc.read_file(path, _MAX_CONFIG)
     except FileNotFoundError:
         raise SpecError(f"no config.json in bundle {bundle}") from None
     except OSError as exc:
         raise KernelError.from_oserror(exc, "open", path) from None
     return oci.Config.from_json(raw), raw
 
-
-_MAX_CONFIG = 64 << 20
-
-
-def _read_file(path: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of the file, with plain read(2)s sized by fstat: open().read(limit)
-    maps a ``limit``-sized buffer (64 MB) to shrink it again, and adds ioctl and lseek calls."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        want = min(os.fstat(fd).st_size, limit) + 1  # one more: a file that grew is read on
-        chunks = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, min(want, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            want = 65536
-    finally:
-        os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _now() -> str:
@@ -347,8 +328,7 @@ def create(
             init_pid = int(msg["pid"])
             # Not our child: once it dies, whoever reaps it frees the pid for reuse, so its
             # start time is read now, while it cannot have got far.
-            st = proc.read_stat(init_pid)
-            init_start = st.start_time if st else 0
+            init_start = _start_time(init_pid)
         if cgroup_tasks is None:
             # A cold move into a cgroup waits for an RCU grace period (see _start_migration_warmup);
             # the init meanwhile builds its mounts and waits for (3) before anything that depends

@@ -166,13 +166,15 @@ def test_reset_signals_resets_what_was_ignored_at_fork() -> None:
 
 
 def test_the_bundle_config_is_read_whole_up_to_the_limit(tmp_path: Path) -> None:
-    from tinycontainer.runtime import _create
+    from tinycontainer.linux import proc
 
     for size in (0, 5, 65536, 200_001):
         data = os.urandom(size)
         (tmp_path / "f").write_bytes(data)
-        assert _create._read_file(str(tmp_path / "f"), 64 << 20) == data
-        assert _create._read_file(str(tmp_path / "f"), 1000) == data[:1000]
+        assert proc.read_file(str(tmp_path / "f"), 64 << 20) == data
+        assert proc.read_file(str(tmp_path / "f"), 1000) == data[:1000]
+        assert proc.read_file(str(tmp_path / "f"), 65537) == data[:65537]
+        assert proc.read_file(str(tmp_path / "f")) == data
 
 
 def test_own_stat_is_read_once_per_process_and_matches_proc() -> None:
